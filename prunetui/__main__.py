@@ -1,0 +1,5 @@
+import sys
+
+from prunetui.cli import main
+
+sys.exit(main())

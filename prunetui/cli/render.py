@@ -1,0 +1,169 @@
+"""Rendering engine events and results for the terminal (Rich progress, tables, plotext)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from prunetui import results
+from prunetui.events import (
+    Checkpointed,
+    Evaluated,
+    Event,
+    Log,
+    RunFinished,
+    RunStarted,
+    SegmentFinished,
+    SegmentStarted,
+    TrainProgress,
+)
+
+
+def segment_label(replicate: int, round_: int, scheme: str, replicates: int) -> str:
+    rep = f"rep {replicate + 1} " if replicates > 1 else ""
+    return f"{rep}round {round_} {scheme}"
+
+
+class RichRunView:
+    """Two bars (whole run, current segment) with ETA and the last accuracy; log lines above."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.run_task: TaskID | None = None
+        self.segment_task: TaskID | None = None
+        self.replicates = 1
+        self.last_acc = ""
+
+    def __enter__(self) -> RichRunView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        if isinstance(event, RunStarted):
+            self.replicates = event.replicates
+            segments = event.replicates * (1 + event.rounds * len(event.schemes))
+            self.run_task = p.add_task("run", total=segments, info=event.name)
+            self.segment_task = p.add_task("segment", total=event.iterations_per_round, info="")
+            verb = "Resuming" if event.resumed else "Running"
+            self.console.print(f"{verb} {event.run_dir} on {event.device}")
+        elif isinstance(event, SegmentStarted) and self.segment_task is not None:
+            label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+            p.update(self.segment_task, description=label, completed=event.iteration,
+                     total=event.total_iterations, info=f"{100 * event.remaining:.1f}% left")
+            p.reset(self.segment_task, completed=event.iteration, total=event.total_iterations,
+                    description=label, info=f"{100 * event.remaining:.1f}% left")
+        elif isinstance(event, TrainProgress) and self.segment_task is not None:
+            p.update(self.segment_task, completed=event.iteration,
+                     info=f"epoch {event.epoch} loss {event.train_loss:.3f}{self.last_acc}")
+        elif isinstance(event, Evaluated):
+            self.last_acc = f" val {100 * event.record['val_acc']:.2f}%"
+        elif isinstance(event, SegmentFinished) and self.run_task is not None:
+            p.advance(self.run_task)
+            if not event.skipped:
+                label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+                self.console.print(
+                    f"{label}: {100 * event.remaining:.1f}% left, test "
+                    f"{100 * event.test_acc:.2f}% at iteration {event.early_stop_iteration}")
+        elif isinstance(event, Log):
+            style = {"error": "red", "warning": "yellow"}.get(event.level, "")
+            self.console.print(event.message, style=style)
+        elif isinstance(event, RunFinished):
+            self.console.print(f"Run {event.status}. {event.message}".strip())
+
+
+class PlainRunView:
+    """One line per evaluation and segment, for logs and pipes (no terminal control codes)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.replicates = 1
+
+    def __enter__(self) -> PlainRunView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _line(self, text: str) -> None:
+        self.console.print(f"{time.strftime('%H:%M:%S')} {text}", highlight=False, soft_wrap=True)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.replicates = event.replicates
+            verb = "resuming" if event.resumed else "starting"
+            self._line(f"{verb} {event.run_dir} on {event.device}: {event.rounds} rounds x "
+                       f"{', '.join(event.schemes)}, {event.iterations_per_round} iterations each")
+        elif isinstance(event, SegmentStarted):
+            label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+            self._line(f"{label}: {100 * event.remaining:.2f}% of weights left, from iteration "
+                       f"{event.iteration}")
+        elif isinstance(event, Evaluated):
+            r = event.record
+            self._line(f"  it {r['iteration']} epoch {r['epoch']:.2f} train_loss "
+                       f"{r['train_loss']:.4f} val_loss {r['val_loss']:.4f} val_acc "
+                       f"{100 * r['val_acc']:.2f}% test_acc {100 * r['test_acc']:.2f}%")
+        elif isinstance(event, SegmentFinished) and not event.skipped:
+            self._line(f"  done: test {100 * event.test_acc:.2f}% at early stop iteration "
+                       f"{event.early_stop_iteration}")
+        elif isinstance(event, Log):
+            self._line(event.message)
+        elif isinstance(event, Checkpointed):
+            pass
+        elif isinstance(event, RunFinished):
+            self._line(f"run {event.status}. {event.message}".strip())
+
+
+def results_table(rows: Sequence[results.RoundResult], title: str = "") -> Table:
+    table = Table(title=title or None)
+    for i, name in enumerate(results.TABLE_HEADER):
+        table.add_column(name, justify="left" if i == 1 else "right")
+    for row in results.table_rows(list(rows)):
+        table.add_row(*row)
+    return table
+
+
+MARKERS = ("o", "x", "+", "*", "#", "@")
+
+
+def lottery_plot(rows: Sequence[results.RoundResult], width: int, height: int) -> str:
+    """Test accuracy at early stop vs % of weights remaining (log x), one line per scheme."""
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plt.theme("pro")
+    curves = results.lottery_curves(list(rows))
+    for i, (scheme, points) in enumerate(curves.items()):
+        xs = [results.pruning_axis(p.remaining) for p in points]
+        # Distinct markers keep the lines apart when colours are stripped (pipes, logs).
+        plt.plot(xs, [100 * p.test_acc for p in points], label=scheme,
+                 marker=MARKERS[i % len(MARKERS)])
+    ticks, labels = results.percent_ticks(r.remaining for r in rows)
+    if ticks:
+        plt.xticks(ticks, labels)
+        plt.xlim(min(ticks) - 0.05, max(ticks) + 0.05)
+    plt.xlabel("weights remaining % (log scale)")
+    plt.ylabel("test acc %")
+    plt.title("Test accuracy at early stop")
+    return plt.build()

@@ -1,0 +1,179 @@
+"""``prunetui run``, ``prunetui runs`` and ``prunetui report``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from prunetui import config, results, store
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run (or resume) an experiment from a TOML config",
+                         description="Run an experiment headless. Progress is checkpointed "
+                         "every epoch; Ctrl-C checkpoints and exits with code 130.")
+    run.add_argument("config", nargs="?", help="TOML config, e.g. presets/quick.toml")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a key, e.g. --set train.epochs=2")
+    run.add_argument("--out", default="models", help="folder for runs (default: models)")
+    run.add_argument("--name", help="run folder name (default: generated from dataset, "
+                     "model and time)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--detach", action="store_true",
+                     help="run in the background, detached from this terminal (survives "
+                     "logout); follow it with 'prunetui runs' or the app")
+    run.add_argument("--plain", action="store_true", help="plain log lines, no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list runs and their status")
+    runs.add_argument("dir", nargs="?", default="models", help="runs folder (default: models)")
+    runs.set_defaults(func=cmd_runs)
+
+    report = sub.add_parser("report", help="results table and Lottery Ticket plot of a run")
+    report.add_argument("run", help="run directory, e.g. models/<name>")
+    report.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    report.add_argument("--no-plot", action="store_true", help="table only")
+    report.set_defaults(func=cmd_report)
+
+
+def _error(console: Console, message: str, code: int) -> int:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return code
+
+
+def _err_console() -> Console:
+    return Console(stderr=True)
+
+
+def _load_new_config(args: argparse.Namespace) -> config.Config:
+    cfg = config.load(args.config)
+    overrides = [config.parse_override(o) for o in args.overrides]
+    return config.apply_overrides(cfg, overrides, source=f"{args.config} with --set")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    err = _err_console()
+    if bool(args.config) == bool(args.resume):
+        return _error(err, "give either a CONFIG file or --resume RUN_DIR.", EXIT_USAGE)
+    try:
+        if args.resume:
+            if args.overrides or args.name:
+                return _error(err, "--set and --name cannot change a run being resumed; its "
+                              "config.toml is fixed.", EXIT_USAGE)
+            run_dir = store.RunDir(args.resume)
+            if not run_dir.exists():
+                return _error(err, f"{args.resume} is not a run directory (no config.toml).",
+                              EXIT_USAGE)
+            run_dir.config()  # validate before any work
+        else:
+            from prunetui.experiment import new_run
+
+            cfg = _load_new_config(args)
+            run_dir = new_run(cfg, args.out, args.name)
+    except config.ConfigError as e:
+        return _error(err, str(e), EXIT_USAGE)
+    except store.StoreError as e:
+        return _error(err, str(e), EXIT_USAGE)
+
+    status = run_dir.read_status()
+    if status.state == store.FINISHED:
+        Console().print(f"{run_dir.path} has already finished; nothing to do. "
+                        f"See: prunetui report {run_dir.path}")
+        return EXIT_OK
+    if args.detach:
+        from prunetui.detach import LOG_FILE, spawn_detached
+
+        pid = spawn_detached(run_dir.path)
+        Console().print(f"Started {run_dir.path} in the background (pid {pid}); its log is "
+                        f"{run_dir.path / LOG_FILE}. Follow it with: prunetui runs "
+                        f"{run_dir.path.parent}")
+        return EXIT_OK
+    return _run_in_foreground(run_dir, plain=args.plain or not sys.stdout.isatty())
+
+
+def _run_in_foreground(run_dir: store.RunDir, plain: bool) -> int:
+    from prunetui.cli.render import PlainRunView, RichRunView, results_table
+    from prunetui.data import DataError
+    from prunetui.experiment import AlreadyRunning, Experiment
+    from prunetui.training import RunControl
+
+    console, err = Console(), _err_console()
+    control = RunControl()
+
+    def on_sigint(signum, frame):  # first Ctrl-C: checkpoint and stop; second: default
+        control.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    view = PlainRunView(console) if plain else RichRunView(console)
+    try:
+        with view:
+            state = Experiment(run_dir, view, control).execute()
+    except DataError as e:
+        return _error(err, str(e), EXIT_USAGE)
+    except AlreadyRunning as e:
+        return _error(err, str(e), EXIT_USAGE)
+    except (store.StoreError, RuntimeError) as e:
+        return _error(err, f"{e} Resume with: prunetui run --resume {run_dir.path}", EXIT_RUNTIME)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if state == store.INTERRUPTED:
+        console.print(f"Checkpointed. Resume with: prunetui run --resume {run_dir.path}")
+        return EXIT_INTERRUPTED
+    console.print(results_table(results.round_results(run_dir.metrics()), title=run_dir.name))
+    return EXIT_OK
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    runs = store.list_runs(args.dir)
+    console = Console()
+    if not runs:
+        console.print(f"No runs in {args.dir}. Start one with: prunetui run presets/quick.toml")
+        return EXIT_OK
+    table = Table(title=f"Runs in {args.dir}")
+    for col in ("name", "status", "dataset", "schemes", "rounds", "dense", "best"):
+        table.add_column(col)
+    for run in runs:
+        table.add_row(*results.run_summary(run).values())
+    console.print(table)
+    return EXIT_OK
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from prunetui.cli.render import lottery_plot, results_table
+
+    run = store.RunDir(args.run)
+    err = _err_console()
+    if not run.exists():
+        return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+    rows = results.round_results(run.metrics())
+    if not rows:
+        return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
+    console = Console()
+    status = run.read_status().effective_state
+    console.print(results_table(rows, title=f"{run.name} ({status})"))
+    if args.csv:
+        try:
+            store.atomic_write_text(Path(args.csv), results.to_csv(rows))
+        except store.StoreError as e:
+            return _error(err, str(e), EXIT_RUNTIME)
+        console.print(f"Wrote {args.csv}")
+    if not args.no_plot and len({r.round for r in rows}) > 1:
+        width = min(console.width, 100)
+        console.print(Text.from_ansi(lottery_plot(rows, width, 20)))
+    return EXIT_OK

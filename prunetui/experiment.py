@@ -1,0 +1,396 @@
+"""The round loop: dense training, then prune / reset / retrain for each scheme, round by round.
+
+A run is a fixed list of *segments* (replicate, round, scheme). Round 0 is the dense network,
+trained once per replicate and shared by every scheme. A segment whose final checkpoint exists
+is skipped (its weights and masks are loaded), so running a run directory again resumes it: the
+first unfinished segment continues from ``resume.pt`` (written every epoch and on stop) and the
+metric files are cut back to what that checkpoint had seen. The result is the same as an
+uninterrupted run, byte for byte in everything but ``elapsed_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunetui import pruning, schemes, store
+from prunetui.config import Config, rewind_iteration
+from prunetui.data import TensorData, load_data
+from prunetui.events import (
+    Checkpointed,
+    Evaluated,
+    EventSink,
+    Log,
+    RunFinished,
+    RunStarted,
+    SegmentFinished,
+    SegmentStarted,
+    TrainProgress,
+    ignore,
+)
+from prunetui.nets import PrunableLayer, build_model, init_weights, prunable_layers
+from prunetui.results import DENSE, segment_result
+from prunetui.training import (
+    EvalResult,
+    LoopState,
+    RunControl,
+    SegmentHooks,
+    SegmentTrainer,
+    Stopped,
+    iterations_per_epoch,
+    mix_seed,
+    resolve_device,
+)
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Segment:
+    replicate: int
+    round: int
+    scheme: str
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.replicate, self.round, self.scheme)
+
+
+def ordered_schemes(cfg: Config) -> list[str]:
+    """Schemes in training order; with shared rewind masks, rewind must go first."""
+    names = list(cfg.prune.schemes)
+    if cfg.prune.mask_from == "rewind":
+        names.remove("rewind")
+        names.insert(0, "rewind")
+    return names
+
+
+def plan(cfg: Config) -> list[Segment]:
+    segments = []
+    for rep in range(cfg.train.replicates):
+        segments.append(Segment(rep, 0, DENSE))
+        for round_ in range(1, cfg.num_rounds + 1):
+            segments.extend(Segment(rep, round_, s) for s in ordered_schemes(cfg))
+    return segments
+
+
+def total_iterations(cfg: Config, per_epoch: int) -> int:
+    return cfg.train.epochs * per_epoch if cfg.train.epochs else cfg.train.iterations
+
+
+def new_run(cfg: Config, out_dir: str | Path = "models", name: str | None = None) -> store.RunDir:
+    """Create the run directory (config written) without starting it."""
+    from prunetui.config import dumps
+
+    if name is None:
+        name = store.unique_name(out_dir, store.generated_name(cfg.data.dataset, cfg.model.arch))
+    return store.create_run(out_dir, name, dumps(cfg))
+
+
+class AlreadyRunning(store.StoreError):
+    pass
+
+
+class Experiment:
+    def __init__(self, run: store.RunDir, on_event: EventSink = ignore,
+                 control: RunControl | None = None, cfg: Config | None = None) -> None:
+        self.run = run
+        self.cfg = cfg or run.config()
+        self.emit = on_event
+        self.control = control or RunControl()
+        self.device = resolve_device(self.cfg.train.device)
+        self.segments = plan(self.cfg)
+        self.elapsed_base = 0.0
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ public
+    def execute(self) -> str:
+        """Run (or resume) to the end; returns the final status. Never raises for a stop."""
+        status = self.run.read_status()
+        if status.state == store.FINISHED:
+            self.emit(Log(f"{self.run.path} has already finished; nothing to do."))
+            return store.FINISHED
+        if status.effective_state == store.RUNNING and status.pid != os.getpid():
+            raise AlreadyRunning(f"{self.run.path} is already running (pid {status.pid}). "
+                                 "Attach to it instead of starting it twice.")
+        self.run.write_status(store.RUNNING)
+        try:
+            self._execute()
+        except Stopped:
+            self._finish(store.INTERRUPTED, "stopped; resume with: prunetui run --resume "
+                         f"{self.run.path}")
+            return store.INTERRUPTED
+        except BaseException as err:
+            state = store.INTERRUPTED if isinstance(err, KeyboardInterrupt) else store.FAILED
+            self._finish(state, f"{type(err).__name__}: {err}")
+            raise
+        self._finish(store.FINISHED, "")
+        return store.FINISHED
+
+    # ------------------------------------------------------------------ setup
+    def _finish(self, state: str, message: str) -> None:
+        try:
+            self.run.write_status(state, message)
+        except store.StoreError as err:  # a full disk must not hide the original problem
+            self.emit(Log(str(err), "error"))
+        self.emit(RunFinished(str(self.run.path), state, message))
+
+    def _elapsed(self) -> float:
+        return self.elapsed_base + time.monotonic() - self.started
+
+    def _prepare_data(self) -> TensorData:
+        data = load_data(self.cfg).to(self.device)
+        self.per_epoch = iterations_per_epoch(data.train_size, self.cfg.train.batch_size)
+        self.total = total_iterations(self.cfg, self.per_epoch)
+        return data
+
+    def _restore_offsets(self) -> tuple[int, dict[str, Any] | None]:
+        """Index of the first unfinished segment and its resume state; cut metric files back."""
+        done = 0
+        while done < len(self.segments) and self._final_path(self.segments[done]).exists():
+            done += 1
+        resume = None
+        offsets = {"metrics_offset": 0, "sparsity_offset": 0, "elapsed_s": 0.0}
+        if done > 0:
+            offsets = store.load_checkpoint(self._final_path(self.segments[done - 1]))["store"]
+        resume_path = self.run.resume_checkpoint()
+        if done < len(self.segments) and resume_path.exists():
+            candidate = store.load_checkpoint(resume_path)
+            if tuple(candidate["segment"]) == self.segments[done].key:
+                resume = candidate
+                offsets = candidate["store"]
+        store.truncate(self.run.metrics_path, offsets["metrics_offset"])
+        store.truncate(self.run.sparsity_path, offsets["sparsity_offset"])
+        self.metrics_offset = offsets["metrics_offset"]
+        self.sparsity_offset = offsets["sparsity_offset"]
+        self.elapsed_base = offsets["elapsed_s"]
+        self.started = time.monotonic()
+        return done, resume
+
+    def _store_offsets(self) -> dict[str, Any]:
+        return {"metrics_offset": self.metrics_offset, "sparsity_offset": self.sparsity_offset,
+                "elapsed_s": self._elapsed()}
+
+    def _final_path(self, seg: Segment) -> Path:
+        return self.run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
+
+    # ------------------------------------------------------------------ main loop
+    def _execute(self) -> None:
+        data = self._prepare_data()
+        self.model = build_model(self.cfg.model, data.input_shape, data.num_classes)
+        self.model.to(self.device)
+        self.layers = prunable_layers(self.model)
+        done, resume = self._restore_offsets()
+        self.emit(RunStarted(
+            run_dir=str(self.run.path), name=self.run.name, dataset=self.cfg.data.dataset,
+            arch=self.cfg.model.arch, schemes=tuple(self.cfg.prune.schemes),
+            rounds=self.cfg.num_rounds, replicates=self.cfg.train.replicates,
+            iterations_per_round=self.total, iterations_per_epoch=self.per_epoch,
+            device=str(self.device), resumed=done > 0 or resume is not None))
+        replicate: ReplicateState | None = None
+        for index, seg in enumerate(self.segments):
+            if replicate is None or replicate.index != seg.replicate:
+                replicate = self._replicate_state(seg.replicate, data)
+            if index < done:
+                self._load_finished(seg, replicate)
+                continue
+            self._run_segment(seg, replicate, data, resume if index == done else None)
+        self.run.resume_checkpoint().unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ replicates
+    def _fresh_state(self, seed: int) -> State:
+        model = build_model(self.cfg.model, self.model_input_shape, self.num_classes)
+        init_weights(model, self.cfg.model.init, torch.Generator().manual_seed(seed))
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def _replicate_state(self, rep: int, data: TensorData) -> ReplicateState:
+        self.model_input_shape, self.num_classes = data.input_shape, data.num_classes
+        seed = mix_seed(self.cfg.train.seed, rep)
+        init_path = self.run.replicate_dir(rep) / "init.pt"
+        if init_path.exists():
+            theta0 = store.load_checkpoint(init_path)["theta0"]
+        else:
+            theta0 = self._fresh_state(mix_seed(seed, 0))
+            store.save_checkpoint({"theta0": theta0}, init_path)
+        state = ReplicateState(index=rep, seed=seed, theta0=theta0,
+                               schemes=tuple(self.cfg.prune.schemes))
+        for k in self._rewind_iterations():
+            path = self._rewind_path(rep, k)
+            if path.exists():
+                state.rewind_points[k] = store.load_checkpoint(path)["weights"]
+        return state
+
+    def _rewind_iterations(self) -> list[int]:
+        ks = (rewind_iteration(s) for s in self.cfg.prune.schemes)
+        return sorted({k for k in ks if k})
+
+    def _rewind_path(self, rep: int, k: int) -> Path:
+        return self.run.replicate_dir(rep) / f"rewind-{k}.pt"
+
+    def _load_finished(self, seg: Segment, rep: ReplicateState) -> None:
+        ckpt = store.load_checkpoint(self._final_path(seg))
+        masks = {k: v.float() for k, v in ckpt["masks"].items()}
+        rep.record(seg.scheme, ckpt["weights"], masks)
+        r = ckpt["result"]
+        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, r["remaining"],
+                                  r["early_stop_iteration"], r["test_acc"], r["best_val_acc"],
+                                  skipped=True))
+
+    # ------------------------------------------------------------------ one segment
+    def _segment_start(self, seg: Segment, rep: ReplicateState) -> tuple[State, pruning.Masks]:
+        """Masks and start weights of a segment: pruning, then the scheme's reset."""
+        if seg.round == 0:
+            masks = pruning.dense_masks(rep.theta0, self.layers)
+            return {k: v.clone() for k, v in rep.theta0.items()}, masks
+        masks = self._next_masks(seg, rep)
+        start = schemes.start_weights(
+            seg.scheme, theta0=rep.theta0, trained=rep.trained[seg.scheme],
+            rewind_points=rep.rewind_points,
+            fresh=lambda: self._fresh_state(mix_seed(rep.seed, 100 + seg.round)))
+        for name, mask in masks.items():
+            start[name] = start[name] * mask
+        return start, masks
+
+    def _next_masks(self, seg: Segment, rep: ReplicateState) -> pruning.Masks:
+        cfg = self.cfg.prune
+        rng = torch.Generator().manual_seed(mix_seed(rep.seed, 200 + seg.round))
+        if cfg.mask_from == "rewind" and seg.scheme != "rewind":
+            shared = rep.masks_this_round["rewind"]
+            if schemes.uses_random_mask(seg.scheme):
+                return pruning.random_masks_like(shared, rng)
+            return {k: v.clone() for k, v in shared.items()}
+        previous = rep.masks[seg.scheme]
+        if schemes.uses_random_mask(seg.scheme):
+            scores = pruning.random_scores(previous, rng)
+        else:
+            scores = pruning.magnitude_scores(rep.trained[seg.scheme], self.layers)
+        rates = pruning.PruneRates(rate=cfg.rate, first_rate=self.cfg.first_rate,
+                                   output_rate=cfg.output_rate,
+                                   first_rate_explicit=cfg.first_rate >= 0)
+        return pruning.prune(scores, previous, self.layers, rates, cfg.scope)
+
+    def _run_segment(self, seg: Segment, rep: ReplicateState, data: TensorData,
+                     resume: dict[str, Any] | None) -> None:
+        if resume is not None:
+            start = resume["weights"]
+            masks = {k: v.float() for k, v in resume["masks"].items()}
+        else:
+            start, masks = self._segment_start(seg, rep)
+        rep.masks_this_round[seg.scheme] = masks
+        remaining = pruning.remaining(masks)
+        device_masks = {k: v.to(self.device) for k, v in masks.items()}
+        self.model.load_state_dict(start)
+        seed = mix_seed(rep.seed, seg.round, zlib.crc32(seg.scheme.encode()))
+        trainer = SegmentTrainer(self.model, data, self.cfg.train, device_masks, seed,
+                                 self.total, self.control)
+        loop = LoopState()
+        if resume is not None:
+            loop = trainer.load_state_dict(resume["trainer"])
+        else:
+            self._record_sparsity(seg, masks)
+        self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
+                                 pruning.layer_remaining(masks), loop.iteration, self.total))
+        rows: list[dict[str, Any]] = list(resume["rows"]) if resume else []
+        hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
+        trainer.run(loop, hooks)
+        self._save_final(seg, trainer, masks, rows)
+        rep.record(seg.scheme, self._cpu_state(), masks)
+
+    def _hooks(self, seg: Segment, rep: ReplicateState, trainer: SegmentTrainer,
+               masks: pruning.Masks, remaining: float, rows: list[dict[str, Any]]) -> SegmentHooks:
+        def on_eval(iteration: int, train_loss: float, result: EvalResult) -> None:
+            row = {
+                "replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
+                "epoch": round(iteration / self.per_epoch, 4), "iteration": iteration,
+                "remaining": remaining, "train_loss": train_loss,
+                "val_loss": result.val_loss, "val_acc": result.val_acc,
+                "test_acc": result.test_acc, "elapsed_s": round(self._elapsed(), 3),
+            }
+            self.metrics_offset = store.append_jsonl(self.run.metrics_path, row)
+            rows.append(row)
+            self.emit(Evaluated(row))
+
+        def on_checkpoint(loop: LoopState) -> None:
+            path = self.run.resume_checkpoint()
+            store.save_checkpoint({
+                "segment": list(seg.key), "weights": self._cpu_state(),
+                "masks": {k: v.bool() for k, v in masks.items()},
+                "trainer": trainer.state_dict(loop), "rows": rows,
+                "store": self._store_offsets(),
+            }, path)
+            self.emit(Checkpointed(str(path), loop.iteration))
+
+        def on_progress(iteration: int, train_loss: float) -> None:
+            self.emit(TrainProgress(seg.replicate, seg.round, seg.scheme, iteration, self.total,
+                                    iteration // self.per_epoch, train_loss))
+
+        on_iteration = None
+        if seg.round == 0 and self._rewind_iterations():
+            def on_iteration(iteration: int) -> None:
+                if iteration in self._rewind_iterations():
+                    rep.rewind_points[iteration] = self._cpu_state()
+                    store.save_checkpoint({"weights": rep.rewind_points[iteration]},
+                                          self._rewind_path(seg.replicate, iteration))
+
+        return SegmentHooks(on_eval, on_checkpoint, on_progress, on_iteration)
+
+    def _cpu_state(self) -> State:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def _record_sparsity(self, seg: Segment, masks: pruning.Masks) -> None:
+        counts = {k: [int(v.sum().item()), v.numel()] for k, v in masks.items()}
+        record = {"replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
+                  "remaining": pruning.remaining(masks),
+                  "layers": pruning.layer_remaining(masks), "counts": counts}
+        self.sparsity_offset = store.append_jsonl(self.run.sparsity_path, record)
+
+    def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
+                    rows: list[dict[str, Any]]) -> None:
+        result = segment_result(rows)
+        store.save_checkpoint({
+            "segment": list(seg.key), "weights": self._cpu_state(),
+            "masks": {k: v.bool() for k, v in masks.items()},
+            "trainer": trainer.state_dict(LoopState(self.total)),
+            "result": {"remaining": result.remaining,
+                       "early_stop_iteration": result.early_stop_iteration,
+                       "test_acc": result.test_acc, "best_val_acc": result.best_val_acc},
+            "store": self._store_offsets(),
+        }, self._final_path(seg))
+        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,
+                                  result.early_stop_iteration, result.test_acc,
+                                  result.best_val_acc))
+
+
+@dataclass
+class ReplicateState:
+    """In-memory trajectory of one replicate: theta0, rewind points, each scheme's last state."""
+
+    index: int
+    seed: int
+    theta0: State
+    schemes: tuple[str, ...]
+    rewind_points: dict[int, State] = field(default_factory=dict)
+    trained: dict[str, State] = field(default_factory=dict)
+    masks: dict[str, pruning.Masks] = field(default_factory=dict)
+    masks_this_round: dict[str, pruning.Masks] = field(default_factory=dict)
+
+    def record(self, scheme: str, weights: State, masks: pruning.Masks) -> None:
+        """Remember a finished segment; the dense round starts every scheme's trajectory."""
+        self.masks_this_round[scheme] = masks
+        for name in self.schemes if scheme == DENSE else (scheme,):
+            self.trained[name] = weights
+            self.masks[name] = masks
+
+
+def run_experiment(run: store.RunDir, on_event: EventSink = ignore,
+                   control: RunControl | None = None) -> str:
+    return Experiment(run, on_event, control).execute()
+
+
+__all__ = ["Experiment", "PrunableLayer", "RunControl", "new_run", "plan", "run_experiment"]

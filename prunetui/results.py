@@ -1,0 +1,171 @@
+"""Results derived from metrics.jsonl rows (pure Python: the app and reports need no torch).
+
+Per (round, scheme, replicate) the early-stop iteration is the evaluation with the lowest
+validation loss, and the test accuracy there is the reported result, as in the Lottery Ticket
+paper. Replicates are then aggregated as mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from prunetui.config import ConfigError
+from prunetui.store import RunDir
+
+DENSE = "dense"  # scheme label of round 0, shared by every scheme
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    replicate: int
+    round: int
+    scheme: str
+    remaining: float
+    early_stop_iteration: int
+    test_acc: float  # at the early-stop iteration
+    best_val_acc: float
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One row of the results table: a round and scheme, over replicates."""
+
+    round: int
+    scheme: str
+    remaining: float
+    test_acc: float
+    test_acc_std: float
+    early_stop_iteration: float
+    best_val_acc: float
+    replicates: int
+
+
+def segment_result(rows: list[dict[str, Any]]) -> SegmentResult:
+    best = min(rows, key=lambda r: (r["val_loss"], r["iteration"]))
+    first = rows[0]
+    return SegmentResult(
+        replicate=first["replicate"], round=first["round"], scheme=first["scheme"],
+        remaining=first["remaining"], early_stop_iteration=best["iteration"],
+        test_acc=best["test_acc"], best_val_acc=max(r["val_acc"] for r in rows),
+        evaluations=len(rows),
+    )
+
+
+def segment_results(metrics: Iterable[dict[str, Any]]) -> list[SegmentResult]:
+    groups: dict[tuple[int, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in metrics:
+        groups[(row["replicate"], row["round"], row["scheme"])].append(row)
+    return [segment_result(rows) for _, rows in sorted(groups.items(), key=lambda kv: kv[0])]
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
+    """Table rows sorted by round, then scheme (the dense round 0 first)."""
+    groups: dict[tuple[int, str], list[SegmentResult]] = defaultdict(list)
+    for seg in segment_results(metrics):
+        groups[(seg.round, seg.scheme)].append(seg)
+    rows = []
+    for (round_, scheme), segs in sorted(groups.items()):
+        accs = [s.test_acc for s in segs]
+        rows.append(RoundResult(
+            round=round_, scheme=scheme,
+            remaining=statistics.fmean(s.remaining for s in segs),
+            test_acc=statistics.fmean(accs), test_acc_std=_std(accs),
+            early_stop_iteration=statistics.fmean(s.early_stop_iteration for s in segs),
+            best_val_acc=statistics.fmean(s.best_val_acc for s in segs),
+            replicates=len(segs),
+        ))
+    return rows
+
+
+def lottery_curves(rows: list[RoundResult]) -> dict[str, list[RoundResult]]:
+    """Per scheme, its rounds in order, each curve starting at the shared dense round 0."""
+    dense = [r for r in rows if r.scheme == DENSE]
+    curves: dict[str, list[RoundResult]] = {}
+    for r in rows:
+        if r.scheme != DENSE:
+            curves.setdefault(r.scheme, list(dense)).append(r)
+    if not curves and dense:
+        curves[DENSE] = dense
+    return curves
+
+
+def format_acc(mean: float, std: float, replicates: int) -> str:
+    text = f"{100 * mean:.2f}"
+    return f"{text} ± {100 * std:.2f}" if replicates > 1 else text
+
+
+# Short headers: the table must fit 80 columns. "test %" is the test accuracy at the early-stop
+# iteration (lowest validation loss); "best val %" the highest validation accuracy seen.
+TABLE_HEADER = ("round", "scheme", "left %", "test %", "stop it", "best val %", "reps")
+
+
+def table_rows(rows: list[RoundResult]) -> list[tuple[str, ...]]:
+    return [
+        (str(r.round), r.scheme, f"{100 * r.remaining:.2f}",
+         format_acc(r.test_acc, r.test_acc_std, r.replicates),
+         f"{r.early_stop_iteration:.0f}", f"{100 * r.best_val_acc:.2f}", str(r.replicates))
+        for r in rows
+    ]
+
+
+def to_csv(rows: list[RoundResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["round", "scheme", "remaining", "test_acc", "test_acc_std",
+                     "early_stop_iteration", "best_val_acc", "replicates"])
+    for r in rows:
+        writer.writerow([r.round, r.scheme, f"{r.remaining:.6f}", f"{r.test_acc:.6f}",
+                         f"{r.test_acc_std:.6f}", f"{r.early_stop_iteration:.1f}",
+                         f"{r.best_val_acc:.6f}", r.replicates])
+    return out.getvalue()
+
+
+def pruning_axis(remaining: float) -> float:
+    """x coordinate for 'weights remaining' plots: -log10 of the percentage left, so the dense
+    network sits at the left and pruning moves right on a log scale. plotext's own log axes are
+    unreliable; callers plot this and label ticks with :func:`percent_ticks`."""
+    return -math.log10(max(remaining, 1e-6) * 100)
+
+
+def percent_ticks(remainings: Iterable[float], most: int = 8) -> tuple[list[float], list[str]]:
+    """Tick positions on :func:`pruning_axis` and their labels (percent left)."""
+    values = sorted({round(100 * r, 1) for r in remainings}, reverse=True)
+    step = max(1, math.ceil(len(values) / most))  # no overlapping labels at 80 columns
+    shown = values[::step]
+    return [pruning_axis(v / 100) for v in shown], [f"{v:g}" for v in shown]
+
+
+def run_summary(run: RunDir) -> dict[str, str]:
+    """One row of the runs list (shared by the CLI and the app's Runs screen)."""
+    status = run.read_status()
+    try:
+        cfg = run.config()
+        dataset, schemes, rounds = cfg.data.dataset, ", ".join(cfg.prune.schemes), cfg.num_rounds
+    except ConfigError:
+        dataset, schemes, rounds = "?", "?", 0
+    rows = round_results(run.metrics())
+    pruned = [r for r in rows if r.round > 0]
+    best = max(pruned, key=lambda r: (r.test_acc, -r.remaining), default=None)
+    dense = next((r for r in rows if r.round == 0), None)
+    return {
+        "name": run.name,
+        "status": status.effective_state,
+        "dataset": dataset,
+        "schemes": schemes,
+        "rounds": f"{max((r.round for r in rows), default=0)}/{rounds}",
+        "dense": f"{100 * dense.test_acc:.2f}%" if dense else "-",
+        "best": (f"{100 * best.test_acc:.2f}% ({best.scheme}, {100 * best.remaining:.1f}% left)"
+                 if best else "-"),
+    }

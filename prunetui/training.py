@@ -1,0 +1,243 @@
+"""Training and evaluation of one segment: a (replicate, round, scheme) from start to end.
+
+The hot loop is plain tensors: batches are index slices of device-resident data through a
+seeded per-epoch permutation, the mask is re-applied in place after every optimizer step (so
+Adam's moments or SGD momentum can never revive a pruned weight), and nothing syncs with the
+device except at evaluations and throttled progress reports.
+
+Every random draw is a pure function of (segment seed, epoch or iteration), except the global
+torch RNG (dropout), whose state is saved in checkpoints: a segment resumed at any iteration
+draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunetui.config import TrainConfig
+from prunetui.data import TensorData
+from prunetui.pruning import Masks, apply_masks
+
+_MASK63 = (1 << 63) - 1
+EVAL_ELEMENTS = 1 << 22  # evaluation chunk: ~16 MB of float inputs at a time
+
+
+class Stopped(Exception):
+    """Raised inside the loop when a stop was requested (after the checkpoint is written)."""
+
+
+@dataclass
+class RunControl:
+    """Thread-safe stop and pause flags shared by a front end and the running engine."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    running: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.running.set()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.running.set()  # wake a paused loop so it can stop
+
+    def pause(self) -> None:
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self.running.is_set()
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-spread 63-bit seed from integers (SplitMix64 steps; stable across processes)."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 29
+    return x & _MASK63
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device = 'cuda' but no CUDA device is available; "
+                           "use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    val_loss: float
+    val_acc: float
+    test_acc: float
+
+
+@torch.inference_mode()
+def _loss_and_accuracy(model: nn.Module, data: TensorData, x: torch.Tensor,
+                       y: torch.Tensor) -> tuple[float, float]:
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    chunk = max(1, EVAL_ELEMENTS // max(1, int(torch.tensor(data.input_shape).prod())))
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(x), chunk):
+        logits = model(data.eval_input(x[start:start + chunk]))
+        target = y[start:start + chunk]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(1) == target).sum()
+    return loss_sum.item() / len(x), correct.item() / len(x)
+
+
+def evaluate(model: nn.Module, data: TensorData) -> EvalResult:
+    was_training = model.training
+    model.eval()
+    try:
+        val_loss, val_acc = _loss_and_accuracy(model, data, data.val_x, data.val_y)
+        _, test_acc = _loss_and_accuracy(model, data, data.test_x, data.test_y)
+    finally:
+        model.train(was_training)
+    return EvalResult(val_loss, val_acc, test_acc)
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint must hold to continue a segment exactly where it stopped."""
+
+    iteration: int = 0
+    loss_sum: float = 0.0  # training loss summed since the last evaluation
+    loss_count: int = 0
+
+
+@dataclass
+class SegmentHooks:
+    """Callbacks from the loop to the experiment (store writes, events)."""
+
+    on_eval: Callable[[int, float, EvalResult], None]  # (iteration, train_loss, result)
+    on_checkpoint: Callable[[LoopState], None]  # end of epoch or stop request
+    on_progress: Callable[[int, float], None]  # (iteration, train_loss), throttled
+    on_iteration: Callable[[int], None] | None = None  # e.g. save late-rewind weights
+    progress_interval_s: float = 0.25
+
+
+class SegmentTrainer:
+    def __init__(self, model: nn.Module, data: TensorData, cfg: TrainConfig, masks: Masks,
+                 seed: int, total_iterations: int, control: RunControl) -> None:
+        self.model, self.data, self.cfg, self.masks = model, data, cfg, masks
+        self.seed, self.total = seed, total_iterations
+        self.control = control
+        self.device = data.train_x.device
+        self.per_epoch = iterations_per_epoch(data.train_size, cfg.batch_size)
+        self.params = dict(model.named_parameters())
+        self.optimizer = make_optimizer(model.parameters(), cfg)
+        self.aug_generator = torch.Generator()
+
+    # --- checkpoint state ---
+    def state_dict(self, loop: LoopState) -> dict[str, Any]:
+        state = {
+            "iteration": loop.iteration,
+            "loss_sum": loop.loss_sum,
+            "loss_count": loop.loss_count,
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> LoopState:
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        return LoopState(state["iteration"], state["loss_sum"], state["loss_count"])
+
+    # --- the loop ---
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(mix_seed(self.seed, 1, epoch))
+        return torch.randperm(self.data.train_size, generator=gen).to(self.device)
+
+    def _wait_if_paused(self) -> None:
+        while not self.control.running.wait(0.2):
+            pass
+
+    def run(self, loop: LoopState, hooks: SegmentHooks) -> LoopState:
+        if loop.iteration == 0:
+            torch.manual_seed(mix_seed(self.seed, 2))  # dropout draws, resumable via torch_rng
+        self.model.train()
+        apply_masks(self.params, self.masks)
+        batch = self.cfg.batch_size
+        # float64 sums of float32 losses are exact here, so the order of additions (split or
+        # not by a checkpoint) cannot change the reported training loss.
+        running_loss = torch.zeros((), device=self.device, dtype=torch.float64)
+        last_progress = time.monotonic()
+        while loop.iteration < self.total:
+            epoch, position = divmod(loop.iteration, self.per_epoch)
+            order = self._permutation(epoch)
+            for b in range(position, self.per_epoch):
+                if not self.control.running.is_set():
+                    self._wait_if_paused()
+                if self.control.stop.is_set():
+                    loop.loss_sum += running_loss.item()
+                    hooks.on_checkpoint(loop)
+                    raise Stopped
+                running_loss += self._step(order[b * batch:(b + 1) * batch], loop.iteration)
+                loop.iteration += 1
+                loop.loss_count += 1
+                if hooks.on_iteration is not None:
+                    hooks.on_iteration(loop.iteration)
+                done = loop.iteration >= self.total
+                if loop.iteration % self.cfg.eval_every == 0 or done:
+                    loop.loss_sum += running_loss.item()
+                    running_loss.zero_()
+                    train_loss = loop.loss_sum / max(1, loop.loss_count)
+                    hooks.on_eval(loop.iteration, train_loss, evaluate(self.model, self.data))
+                    loop.loss_sum, loop.loss_count = 0.0, 0
+                now = time.monotonic()
+                if now - last_progress >= hooks.progress_interval_s:
+                    last_progress = now
+                    pending = loop.loss_sum + running_loss.item()
+                    hooks.on_progress(loop.iteration, pending / max(1, loop.loss_count))
+                if done:
+                    return loop
+            loop.loss_sum += running_loss.item()
+            running_loss.zero_()
+            if loop.iteration < self.total:
+                hooks.on_checkpoint(loop)  # end of an epoch
+        return loop
+
+    def _step(self, idx: torch.Tensor, iteration: int) -> torch.Tensor:
+        generator = None
+        if self.data.augmented:
+            generator = self.aug_generator.manual_seed(mix_seed(self.seed, 3, iteration))
+        x, y = self.data.train_batch(idx, generator)
+        loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        apply_masks(self.params, self.masks)
+        return loss.detach().double()
+
+
+def iterations_per_epoch(train_size: int, batch_size: int) -> int:
+    """Full batches per pass (the last partial batch is dropped, as DataLoader(drop_last))."""
+    return max(1, train_size // batch_size)
