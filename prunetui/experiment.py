@@ -108,6 +108,7 @@ class Experiment:
         self.segments = plan(self.cfg)
         self.elapsed_base = 0.0
         self.started = time.monotonic()
+        self.paused_before = self.control.paused_seconds
 
     # ------------------------------------------------------------------ public
     def execute(self) -> str:
@@ -127,7 +128,10 @@ class Experiment:
                          f"{self.run.path}")
             return store.INTERRUPTED
         except BaseException as err:
-            state = store.INTERRUPTED if isinstance(err, KeyboardInterrupt) else store.FAILED
+            # A full disk or Ctrl-C leaves a resumable run; anything else is a failure (the
+            # checkpoints still allow a resume once the cause is fixed).
+            resumable = isinstance(err, (KeyboardInterrupt, store.StoreError))
+            state = store.INTERRUPTED if resumable else store.FAILED
             self._finish(state, f"{type(err).__name__}: {err}")
             raise
         self._finish(store.FINISHED, "")
@@ -142,7 +146,9 @@ class Experiment:
         self.emit(RunFinished(str(self.run.path), state, message))
 
     def _elapsed(self) -> float:
-        return self.elapsed_base + time.monotonic() - self.started
+        """Seconds spent running this experiment, over all resumes, pauses excluded."""
+        paused = self.control.paused_seconds - self.paused_before
+        return self.elapsed_base + time.monotonic() - self.started - paused
 
     def _prepare_data(self) -> TensorData:
         data = load_data(self.cfg).to(self.device)
@@ -171,6 +177,7 @@ class Experiment:
         self.sparsity_offset = offsets["sparsity_offset"]
         self.elapsed_base = offsets["elapsed_s"]
         self.started = time.monotonic()
+        self.paused_before = self.control.paused_seconds
         return done, resume
 
     def _store_offsets(self) -> dict[str, Any]:

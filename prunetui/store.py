@@ -86,17 +86,25 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    import io
+
     import torch
 
-    atomic_write(path, lambda fh: torch.save(state, fh))
+    # Serialize in memory first: torch.save straight into a file turns ENOSPC into an opaque
+    # RuntimeError from its zip writer, and we want the plain OSError to report a full disk.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import pickle
+
     import torch
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise StoreError(f"Checkpoint {path} cannot be read ({err}).") from err
 
 

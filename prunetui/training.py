@@ -40,18 +40,25 @@ class RunControl:
 
     stop: threading.Event = field(default_factory=threading.Event)
     running: threading.Event = field(default_factory=threading.Event)
+    paused_seconds: float = 0.0  # total time spent paused (not counted in elapsed_s)
+    _paused_at: float | None = None
 
     def __post_init__(self) -> None:
         self.running.set()
 
     def request_stop(self) -> None:
         self.stop.set()
-        self.running.set()  # wake a paused loop so it can stop
+        self.resume()  # wake a paused loop so it can stop
 
     def pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
         self.running.clear()
 
     def resume(self) -> None:
+        if self._paused_at is not None:
+            self.paused_seconds += time.monotonic() - self._paused_at
+            self._paused_at = None
         self.running.set()
 
     @property

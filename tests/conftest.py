@@ -1,0 +1,80 @@
+"""Shared fixtures: real MNIST / Fashion-MNIST roots built from the offline copies.
+
+Data sources: ``../shared/datasets/mnist-real`` beside the repository (or
+``$PRUNETUI_SHARED_DATASETS/mnist-real``) and the Debian package ``dataset-fashion-mnist``
+(``/usr/share/datasets/fashion-mnist`` or ``$PRUNETUI_FASHION_DIR``). Tests that need them are
+skipped when they are absent, unless ``PRUNETUI_REQUIRE_DATA=1`` (set by CI), which turns the
+skip into a failure so a CI machine without data cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import prunetui  # noqa: F401  (sets OMP_WAIT_POLICY before any test imports torch)
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def shared_datasets() -> Path:
+    return Path(os.environ.get("PRUNETUI_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def fashion_source() -> Path:
+    return Path(os.environ.get("PRUNETUI_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
+
+
+def need_data(path: Path, what: str) -> Path:
+    if all((path / f).is_file() for f in RAW_FILES):
+        return path
+    message = f"{what} not found in {path}"
+    if os.environ.get("PRUNETUI_REQUIRE_DATA") == "1":
+        pytest.fail(message + " (PRUNETUI_REQUIRE_DATA=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """A dataset root with MNIST and Fashion-MNIST laid out as torchvision expects."""
+    root = tmp_path_factory.mktemp("data")
+    for folder, src in (("MNIST", shared_datasets() / "mnist-real"),
+                        ("FashionMNIST", fashion_source())):
+        if all((src / f).is_file() for f in RAW_FILES):
+            raw = root / folder / "raw"
+            raw.mkdir(parents=True)
+            for f in RAW_FILES:
+                shutil.copyfile(src / f, raw / f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(data_root) -> Path:
+    need_data(shared_datasets() / "mnist-real", "MNIST")
+    return data_root
+
+
+@pytest.fixture(scope="session")
+def fashion_root(data_root) -> Path:
+    need_data(fashion_source(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    return data_root
+
+
+def tiny_overrides(root: Path, **extra) -> list[tuple[str, object]]:
+    """A LeNet run that takes about a second per segment."""
+    values = {
+        "data.root": str(root), "data.train_subset": 600, "data.validation": 500,
+        "train.iterations": 30, "train.eval_every": 10, "train.batch_size": 60,
+        "prune.rounds": 2, "prune.schemes": ["keep", "reinit", "rewind"],
+    }
+    values.update(extra)
+    return list(values.items())

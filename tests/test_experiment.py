@@ -1,0 +1,218 @@
+"""The round loop end to end on real MNIST: determinism, schemes, resume after stop and kill -9."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunetui import config, store
+from prunetui.events import Evaluated, SegmentFinished
+from prunetui.experiment import Experiment, ReplicateState, Segment, new_run, plan
+from prunetui.nets import prunable_layers
+from prunetui.nets.lenet import LeNet300100
+from prunetui.training import RunControl
+from tests.conftest import REPO, tiny_overrides
+
+
+def tiny_config(root: Path, **extra) -> config.Config:
+    return config.apply_overrides(config.Config(), tiny_overrides(root, **extra))
+
+
+def comparable(run: store.RunDir) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in run.metrics()]
+
+
+def run_to_end(cfg: config.Config, out: Path, name: str, on_event=None) -> store.RunDir:
+    run = new_run(cfg, out, name)
+    assert Experiment(run, on_event or (lambda e: None)).execute() == store.FINISHED
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_root, tmp_path_factory) -> store.RunDir:
+    return run_to_end(tiny_config(mnist_root), tmp_path_factory.mktemp("ref"), "ref")
+
+
+def test_metrics_rows_have_the_contract_fields(reference):
+    rows = reference.metrics()
+    segments = {(r["round"], r["scheme"]) for r in rows}
+    assert segments == {(0, "dense")} | {(k, s) for k in (1, 2)
+                                         for s in ("keep", "reinit", "rewind")}
+    for row in rows:
+        for key in ("round", "scheme", "replicate", "epoch", "iteration", "remaining",
+                    "train_loss", "val_loss", "val_acc", "test_acc", "elapsed_s"):
+            assert key in row
+        assert 0 <= row["val_acc"] <= 1 and 0 <= row["test_acc"] <= 1
+    assert [r["iteration"] for r in rows[:3]] == [10, 20, 30]
+    assert rows[-1]["test_acc"] > 0.5  # 30 Adam steps on 600 images already learn MNIST
+    assert reference.read_status().state == store.FINISHED
+
+
+def test_same_config_and_seed_give_identical_numbers(reference, mnist_root, tmp_path):
+    again = run_to_end(tiny_config(mnist_root), tmp_path, "again")
+    assert comparable(again) == comparable(reference)
+    other = run_to_end(tiny_config(mnist_root, **{"train.seed": 1}), tmp_path, "seed1")
+    assert comparable(other) != comparable(reference)
+
+
+def test_remaining_fractions_are_exact_per_layer(reference):
+    records = {(r["round"], r["scheme"]): r for r in reference.sparsity()}
+    for scheme in ("keep", "reinit", "rewind"):
+        counts = records[(2, scheme)]["counts"]
+        assert counts["fc1.weight"] == [150528, 235200]  # 235200 * 0.8 * 0.8 exactly
+        assert counts["fc2.weight"] == [19200, 30000]
+        assert counts["fc3.weight"] == [810, 1000]  # output layer at 10% per round
+        assert records[(2, scheme)]["remaining"] == pytest.approx(170538 / 266200)
+
+
+def test_stop_then_resume_ends_with_the_same_metrics(reference, mnist_root, tmp_path):
+    control = RunControl()
+    seen = []
+
+    def stop_in_round_one(event):
+        if isinstance(event, Evaluated):
+            seen.append(event.record)
+            if event.record["round"] == 1 and event.record["iteration"] == 20:
+                control.request_stop()
+
+    run = new_run(tiny_config(mnist_root), tmp_path, "stopped")
+    assert Experiment(run, stop_in_round_one, control).execute() == store.INTERRUPTED
+    assert run.read_status().state == store.INTERRUPTED
+    assert run.resume_checkpoint().exists()
+    finished = []
+    resumed = Experiment(run, lambda e: finished.append(e)).execute()
+    assert resumed == store.FINISHED
+    assert comparable(run) == comparable(reference)
+    skipped = [e for e in finished if isinstance(e, SegmentFinished) and e.skipped]
+    assert [(e.round, e.scheme) for e in skipped] == [(0, "dense")]
+
+
+def test_resuming_a_finished_run_does_nothing(reference):
+    before = reference.metrics_path.read_bytes()
+    assert Experiment(reference).execute() == store.FINISHED
+    assert reference.metrics_path.read_bytes() == before
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prunetui", *args]
+
+
+def wait_for_rows(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for metrics")
+
+
+def test_kill_9_at_any_moment_then_resume_gives_identical_metrics(reference, mnist_root,
+                                                                  tmp_path):
+    # 90 iterations per segment = 9 epochs of 10 batches: many epoch checkpoints to land between.
+    overrides = tiny_overrides(mnist_root, **{"train.iterations": 90, "prune.rounds": 1})
+    cfg = config.apply_overrides(config.Config(), overrides)
+    expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
+    total_rows = len(expected)
+    run = new_run(cfg, tmp_path, "killed")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rng = random.Random(os.getpid())
+    for _ in range(2):  # kill, resume, kill again, resume to the end
+        proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_rows(run.metrics_path, rng.randrange(2, total_rows - 4), proc)
+        time.sleep(rng.uniform(0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        assert run.read_status().effective_state == store.INTERRUPTED
+    done = subprocess.run(cli("run", "--resume", str(run.path), "--plain"), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert comparable(run) == expected
+    assert run.read_status().state == store.FINISHED
+
+
+def test_ctrl_c_checkpoints_and_exits_130(mnist_root, tmp_path):
+    overrides = tiny_overrides(mnist_root, **{"train.iterations": 400})
+    cfg = config.apply_overrides(config.Config(), overrides)
+    run = new_run(cfg, tmp_path, "sigint")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_rows(run.metrics_path, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in out
+    assert run.read_status().state == store.INTERRUPTED
+    assert run.resume_checkpoint().exists()
+
+
+def test_mask_from_rewind_shares_the_rewind_masks(mnist_root, tmp_path):
+    cfg = tiny_config(mnist_root, **{"prune.mask_from": "rewind", "prune.rounds": 1,
+                                     "prune.schemes": ["keep", "rewind", "random-mask"]})
+    assert [s.scheme for s in plan(cfg)] == ["dense", "rewind", "keep", "random-mask"]
+    run = run_to_end(cfg, tmp_path, "shared")
+
+    def masks(scheme):
+        return store.load_checkpoint(run.segment_checkpoint(0, 1, scheme))["masks"]
+
+    rewind, keep, rand = masks("rewind"), masks("keep"), masks("random-mask")
+    for name in rewind:
+        assert torch.equal(rewind[name], keep[name])
+        assert int(rand[name].sum()) == int(rewind[name].sum())
+        assert not torch.equal(rand[name], rewind[name])
+
+
+def test_scheme_start_weights_inside_the_loop(mnist_root, tmp_path):
+    cfg = tiny_config(mnist_root, **{"prune.schemes": ["keep", "reinit", "rewind",
+                                                       "rewind:20"]})
+    run = new_run(cfg, tmp_path, "starts")
+    exp = Experiment(run)
+    model = LeNet300100()
+    exp.layers, exp.model_input_shape, exp.num_classes = prunable_layers(model), (784,), 10
+    theta0, trained, at_k = (exp._fresh_state(s) for s in (1, 2, 3))
+    rep = ReplicateState(0, 7, theta0, schemes=cfg.prune.schemes, rewind_points={20: at_k})
+    rep.record("dense", trained, {layer.name: torch.ones_like(trained[layer.name])
+                                  for layer in exp.layers})
+    starts = {s: exp._segment_start(Segment(0, 1, s), rep) for s in cfg.prune.schemes}
+    for scheme, source in (("keep", trained), ("rewind", theta0), ("rewind:20", at_k)):
+        weights, masks = starts[scheme]
+        for name, mask in masks.items():
+            alive = mask.bool()
+            assert torch.equal(weights[name][alive], source[name][alive]), scheme
+            assert torch.all(weights[name][~alive] == 0)
+    reinit, masks = starts["reinit"]
+    alive = masks["fc1.weight"].bool()
+    for source in (theta0, trained):
+        assert not torch.allclose(reinit["fc1.weight"][alive], source["fc1.weight"][alive])
+
+
+def test_late_rewind_loads_the_weights_saved_at_iteration_k(mnist_root, tmp_path):
+    cfg = tiny_config(mnist_root, **{"prune.schemes": ["rewind:20"], "prune.rounds": 1})
+    run = run_to_end(cfg, tmp_path, "late")
+    saved = store.load_checkpoint(run.replicate_dir(0) / "rewind-20.pt")["weights"]
+    theta0 = store.load_checkpoint(run.replicate_dir(0) / "init.pt")["theta0"]
+    dense = store.load_checkpoint(run.segment_checkpoint(0, 0, "dense"))["weights"]
+    assert not torch.equal(saved["fc1.weight"], theta0["fc1.weight"])
+    assert not torch.equal(saved["fc1.weight"], dense["fc1.weight"])
+
+
+def test_replicates_are_aggregated(mnist_root, tmp_path):
+    from prunetui.results import round_results
+
+    cfg = tiny_config(mnist_root, **{"train.replicates": 2, "prune.rounds": 1,
+                                     "prune.schemes": ["rewind"]})
+    run = run_to_end(cfg, tmp_path, "reps")
+    rows = round_results(run.metrics())
+    assert [(r.round, r.scheme, r.replicates) for r in rows] == [(0, "dense", 2),
+                                                                  (1, "rewind", 2)]
+    assert rows[1].test_acc_std > 0

@@ -1,0 +1,120 @@
+"""Run store: atomic writes, torn lines, status of dead processes, a really full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunetui import config, store
+from prunetui.experiment import Experiment, new_run
+from tests.conftest import tiny_overrides
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    store.save_checkpoint({"w": torch.ones(3)}, path)
+
+    def half_then_full(fh):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(store.StoreError, match="Disk full"):
+        store.atomic_write(path, half_then_full)
+    assert torch.equal(store.load_checkpoint(path)["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temp file left
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    store.save_checkpoint({"w": torch.arange(4), "meta": {"round": 1, "rows": [{"a": 0.5}]}},
+                          path)
+    assert store.load_checkpoint(path)["meta"]["rows"] == [{"a": 0.5}]
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(store.StoreError, match="cannot be read"):
+        store.load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_jsonl_ignores_a_torn_last_line_and_tails_incrementally(tmp_path):
+    path = tmp_path / "m.jsonl"
+    tail = store.JsonlTail(path)
+    assert tail.read_new() == []
+    offset = store.append_jsonl(path, {"a": 1})
+    with path.open("ab") as fh:
+        fh.write(b'{"a": 2, "b"')  # killed mid-write
+    assert store.read_jsonl(path) == [{"a": 1}]
+    assert tail.read_new() == [{"a": 1}]
+    store.truncate(path, offset)
+    store.append_jsonl(path, {"a": 3})
+    assert tail.read_new() == [{"a": 3}]
+    store.truncate(path, 0)
+    store.append_jsonl(path, {"a": 4})
+    assert tail.read_new() == [{"a": 4}]  # a file cut back is re-read from the start
+
+
+def test_status_of_a_dead_process_reads_as_interrupted(tmp_path):
+    run = store.create_run(tmp_path, "r", "")
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    run.write_status(store.RUNNING, pid=proc.pid)
+    assert run.read_status().effective_state == store.INTERRUPTED
+    run.write_status(store.RUNNING)
+    assert run.read_status().effective_state == store.RUNNING
+
+
+def test_existing_run_directory_is_never_reused(tmp_path):
+    store.create_run(tmp_path, "r", "x")
+    with pytest.raises(store.StoreError, match="--resume"):
+        store.create_run(tmp_path, "r", "y")
+    with pytest.raises(store.StoreError):
+        store.check_run_name("../evil")
+    assert store.unique_name(tmp_path, "r") == "r-2"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        if os.environ.get("PRUNETUI_REQUIRE_DATA") == "1" and os.geteuid() == 0:
+            pytest.fail(f"cannot mount a small tmpfs: {result.stderr}")
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_full_disk_stops_with_a_clear_error_and_resumes_after_space_is_freed(
+        mnist_root, small_disk, tmp_path):
+    cfg = config.apply_overrides(config.Config(), tiny_overrides(mnist_root))
+    reference = new_run(cfg, tmp_path, "ref")
+    Experiment(reference).execute()
+    run = new_run(cfg, small_disk, "full")
+    with pytest.raises(store.StoreError, match="Disk full") as info:
+        Experiment(run).execute()
+    assert "intact" in str(info.value)
+    assert run.read_status().state == store.INTERRUPTED
+    for ckpt in run.checkpoints.rglob("*.pt"):
+        store.load_checkpoint(ckpt)  # every checkpoint on disk is complete
+    assert not list(run.checkpoints.rglob("*.tmp"))
+    subprocess.run(["mount", "-o", "remount,size=256m", str(small_disk)], check=True)
+    assert Experiment(run).execute() == store.FINISHED
+
+    def rows(r: store.RunDir):
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in r.metrics()]
+
+    assert rows(run) == rows(reference)
+
+
+def test_list_runs_finds_run_directories_only(tmp_path):
+    store.create_run(tmp_path, "a", "")
+    (tmp_path / "not-a-run").mkdir()
+    assert [r.name for r in store.list_runs(tmp_path)] == ["a"]
+    assert store.list_runs(tmp_path / "missing") == []
+    assert isinstance(store.RunDir(Path("x")).name, str)
