@@ -45,6 +45,7 @@ def test_missing_data_exits_2_saying_which_files_go_where(tmp_path, capsys, monk
     assert str(root / "MNIST" / "raw") in err
     assert "prunetui data import" in err
     assert "Traceback" not in err
+    assert not any((tmp_path / "m").glob("*"))  # no empty run directory left behind
 
 
 def test_data_import_puts_files_where_torchvision_reads_them(tmp_path, capsys):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from prunetui.cli.run import EXIT_OK, EXIT_USAGE
+from prunetui.cli.run import EXIT_OK, EXIT_USAGE, console
 from prunetui.data import DataError
 
 
@@ -32,9 +32,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         copied = import_raw_files(args.dir, args.root, args.dataset)
     except (DataError, OSError) as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return EXIT_USAGE
-    Console().print(f"Copied {len(copied)} files into {copied[0].parent}. "
+    console().print(f"Copied {len(copied)} files into {copied[0].parent}. "
                     f"Use data.dataset = \"{args.dataset}\", data.root = \"{args.root}\".")
     return EXIT_OK
 
@@ -47,5 +47,5 @@ def cmd_status(args: argparse.Namespace) -> int:
         table.add_column(col)
     for entry in scan_root(args.root):
         table.add_row(entry.name, entry.status, entry.details)
-    Console().print(table)
+    console().print(table)
     return EXIT_OK

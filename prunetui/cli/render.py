@@ -69,8 +69,6 @@ class RichRunView:
             self.console.print(f"{verb} {event.run_dir} on {event.device}")
         elif isinstance(event, SegmentStarted) and self.segment_task is not None:
             label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
-            p.update(self.segment_task, description=label, completed=event.iteration,
-                     total=event.total_iterations, info=f"{100 * event.remaining:.1f}% left")
             p.reset(self.segment_task, completed=event.iteration, total=event.total_iterations,
                     description=label, info=f"{100 * event.remaining:.1f}% left")
         elif isinstance(event, TrainProgress) and self.segment_task is not None:

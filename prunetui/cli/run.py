@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -44,13 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
 
-def _error(console: Console, message: str, code: int) -> int:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def console(stderr: bool = False) -> Console:
+    # soft_wrap: paths and commands in messages stay on one line, ready to copy.
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def _error(err: Console, message: str, code: int) -> int:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return code
 
 
 def _err_console() -> Console:
-    return Console(stderr=True)
+    return console(stderr=True)
 
 
 def _load_new_config(args: argparse.Namespace) -> config.Config:
@@ -85,27 +91,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     status = run_dir.read_status()
     if status.state == store.FINISHED:
-        Console().print(f"{run_dir.path} has already finished; nothing to do. "
+        console().print(f"{run_dir.path} has already finished; nothing to do. "
                         f"See: prunetui report {run_dir.path}")
         return EXIT_OK
     if args.detach:
         from prunetui.detach import LOG_FILE, spawn_detached
 
         pid = spawn_detached(run_dir.path)
-        Console().print(f"Started {run_dir.path} in the background (pid {pid}); its log is "
+        console().print(f"Started {run_dir.path} in the background (pid {pid}); its log is "
                         f"{run_dir.path / LOG_FILE}. Follow it with: prunetui runs "
                         f"{run_dir.path.parent}")
         return EXIT_OK
-    return _run_in_foreground(run_dir, plain=args.plain or not sys.stdout.isatty())
+    return _run_in_foreground(run_dir, plain=args.plain or not sys.stdout.isatty(),
+                              created=not args.resume)
 
 
-def _run_in_foreground(run_dir: store.RunDir, plain: bool) -> int:
+def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int:
     from prunetui.cli.render import PlainRunView, RichRunView, results_table
     from prunetui.data import DataError
     from prunetui.experiment import AlreadyRunning, Experiment
     from prunetui.training import RunControl
 
-    console, err = Console(), _err_console()
+    out, err = console(), _err_console()
     control = RunControl()
 
     def on_sigint(signum, frame):  # first Ctrl-C: checkpoint and stop; second: default
@@ -114,11 +121,13 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
-    view = PlainRunView(console) if plain else RichRunView(console)
+    view = PlainRunView(out) if plain else RichRunView(out)
     try:
         with view:
             state = Experiment(run_dir, view, control).execute()
     except DataError as e:
+        if created:
+            _remove_if_never_started(run_dir)
         return _error(err, str(e), EXIT_USAGE)
     except AlreadyRunning as e:
         return _error(err, str(e), EXIT_USAGE)
@@ -127,10 +136,18 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if state == store.INTERRUPTED:
-        console.print(f"Checkpointed. Resume with: prunetui run --resume {run_dir.path}")
+        out.print(f"Checkpointed. Resume with: prunetui run --resume {run_dir.path}")
         return EXIT_INTERRUPTED
-    console.print(results_table(results.round_results(run_dir.metrics()), title=run_dir.name))
+    out.print(results_table(results.round_results(run_dir.metrics()), title=run_dir.name))
     return EXIT_OK
+
+
+def _remove_if_never_started(run_dir: store.RunDir) -> None:
+    """A run that stopped before its first evaluation holds nothing worth keeping."""
+    import shutil
+
+    if not run_dir.metrics_path.exists() and not run_dir.checkpoints.exists():
+        shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -138,16 +155,17 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     runs = store.list_runs(args.dir)
-    console = Console()
+    out = console()
     if not runs:
-        console.print(f"No runs in {args.dir}. Start one with: prunetui run presets/quick.toml")
+        out.print(f"No runs in {args.dir}. Start one with: prunetui run presets/quick.toml")
         return EXIT_OK
     table = Table(title=f"Runs in {args.dir}")
     for col in ("name", "status", "dataset", "schemes", "rounds", "dense", "best"):
-        table.add_column(col)
+        # Long run names fold; short fields stay whole so they can be read at 80 columns.
+        table.add_column(col, overflow="fold", no_wrap=col in ("status", "dataset", "rounds"))
     for run in runs:
         table.add_row(*results.run_summary(run).values())
-    console.print(table)
+    out.print(table)
     return EXIT_OK
 
 
@@ -164,16 +182,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = results.round_results(run.metrics())
     if not rows:
         return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
-    console = Console()
+    out = console()
     status = run.read_status().effective_state
-    console.print(results_table(rows, title=f"{run.name} ({status})"))
+    out.print(results_table(rows, title=f"{run.name} ({status})"))
     if args.csv:
         try:
             store.atomic_write_text(Path(args.csv), results.to_csv(rows))
         except store.StoreError as e:
             return _error(err, str(e), EXIT_RUNTIME)
-        console.print(f"Wrote {args.csv}")
+        out.print(f"Wrote {args.csv}")
     if not args.no_plot and len({r.round for r in rows}) > 1:
-        width = min(console.width, 100)
-        console.print(Text.from_ansi(lottery_plot(rows, width, 20)))
+        width = min(out.width, 100)
+        out.print(Text.from_ansi(lottery_plot(rows, width, 20)))
     return EXIT_OK

@@ -55,9 +55,25 @@ def _torchvision_class(dataset: str):
     return datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
 
 
+def _extract_archives(root: str | Path, dataset: str) -> None:
+    """Extract raw ``.gz`` files that are present but not yet extracted.
+
+    torchvision only extracts archives whose MD5 matches the official release; copies that were
+    recompressed (e.g. Debian's dataset-fashion-mnist) would otherwise send it to the network.
+    Their content is still checked when torchvision parses the IDX headers.
+    """
+    from torchvision.datasets.utils import extract_archive
+
+    raw = raw_dir(root, dataset)
+    for name in RAW_FILES:
+        if (raw / name).is_file() and not (raw / name[:-3]).is_file():
+            extract_archive(str(raw / name), str(raw))
+
+
 def _load_split(root: str | Path, dataset: str, train: bool):
     cls = _torchvision_class(dataset)
     try:
+        _extract_archives(root, dataset)
         # download=True is the real path for users online; with the files on disk it only
         # extracts them and never touches the network.
         return cls(str(root), train=train, download=True)
