@@ -30,6 +30,14 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temp file left
 
 
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "status.json"
+    store.atomic_write_text(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_checkpoints_load_with_weights_only(tmp_path):
     path = tmp_path / "c.pt"
     store.save_checkpoint({"w": torch.arange(4), "meta": {"round": 1, "rows": [{"a": 0.5}]}},
