@@ -34,11 +34,13 @@ def _idx_entry(root: Path, dataset: str) -> DatasetEntry:
 
 
 def _face_entry(folder: Path) -> DatasetEntry | None:
-    people = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    counts = [sum(1 for f in p.iterdir() if f.suffix.lower() == ".png") for p in people]
-    if not people or not any(counts):
+    # A person is a visible folder holding prepared PNGs, as the faces loader counts them.
+    folders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    counts = [n for p in folders
+              if (n := sum(1 for f in p.iterdir() if f.suffix.lower() == ".png"))]
+    if not counts:
         return None
-    details = f"{len(people)} people, {sum(counts)} images"
+    details = f"{len(counts)} people, {sum(counts)} images"
     split = folder / "split.json"
     if split.is_file():
         try:

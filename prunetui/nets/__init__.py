@@ -49,12 +49,14 @@ def prunable_layers(model: nn.Module) -> list[PrunableLayer]:
 
 def init_weights(model: nn.Module, scheme: str, generator: torch.Generator) -> None:
     """Glorot (Xavier) or Kaiming normal weights, zero biases, drawn from ``generator``."""
+    nonlinearity = getattr(model, "kaiming_nonlinearity", "relu")
     with torch.no_grad():
         for _, module in weight_layers(model):
             if scheme == "glorot-normal":
                 nn.init.xavier_normal_(module.weight, generator=generator)
             elif scheme == "kaiming-normal":
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                nn.init.kaiming_normal_(module.weight, nonlinearity=nonlinearity,
+                                        generator=generator)
             else:
                 raise ValueError(f"unknown init {scheme!r}")
             if module.bias is not None:
