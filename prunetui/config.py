@@ -178,10 +178,9 @@ def validate(cfg: Config) -> Config:
                           "model.arch = 'lightcnn-9'")
 
     _check_choice("prune.scope", p.scope, SCOPES)
-    _check_range("prune.rate", p.rate, 0.0, 1.0, low_open=True)
-    if p.rate >= 1.0:
-        raise ConfigError("prune.rate", p.rate,
-                          "must be below 1 (a round cannot remove every weight)")
+    if not 0.0 < p.rate < 1.0:
+        raise ConfigError("prune.rate", p.rate, "must be in (0, 1): a fraction of the surviving "
+                          "weights, below 1 since a round cannot remove every weight")
     _check_range("prune.output_rate", p.output_rate, 0.0, 0.99)
     if p.first_rate >= 0:
         _check_range("prune.first_rate", p.first_rate, 0.0, 0.99)

@@ -36,6 +36,7 @@ from prunetui.events import (
 )
 from prunetui.nets import PrunableLayer, build_model, init_weights, prunable_layers
 from prunetui.results import DENSE, segment_result
+from prunetui.store import new_run
 from prunetui.training import (
     EvalResult,
     LoopState,
@@ -82,15 +83,6 @@ def plan(cfg: Config) -> list[Segment]:
 
 def total_iterations(cfg: Config, per_epoch: int) -> int:
     return cfg.train.epochs * per_epoch if cfg.train.epochs else cfg.train.iterations
-
-
-def new_run(cfg: Config, out_dir: str | Path = "models", name: str | None = None) -> store.RunDir:
-    """Create the run directory (config written) without starting it."""
-    from prunetui.config import dumps
-
-    if name is None:
-        name = store.unique_name(out_dir, store.generated_name(cfg.data.dataset, cfg.model.arch))
-    return store.create_run(out_dir, name, dumps(cfg))
 
 
 class AlreadyRunning(store.StoreError):

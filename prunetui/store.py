@@ -26,7 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prunetui.config import Config
 
 CONFIG_FILE = "config.toml"
 STATUS_FILE = "status.json"
@@ -330,3 +333,12 @@ def list_runs(models_dir: str | Path) -> list[RunDir]:
         return []
     runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
     return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+
+
+def new_run(cfg: Config, out_dir: str | Path = "models", name: str | None = None) -> RunDir:
+    """Create a run directory for ``cfg`` (config written) without starting it."""
+    from prunetui.config import dumps
+
+    if name is None:
+        name = unique_name(out_dir, generated_name(cfg.data.dataset, cfg.model.arch))
+    return create_run(out_dir, name, dumps(cfg))

@@ -12,10 +12,9 @@ draws exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunetui.config import TrainConfig
+from prunetui.control import RunControl
 from prunetui.data import TensorData
 from prunetui.pruning import Masks, apply_masks
 
@@ -32,38 +32,6 @@ EVAL_ELEMENTS = 1 << 22  # evaluation chunk: ~16 MB of float inputs at a time
 
 class Stopped(Exception):
     """Raised inside the loop when a stop was requested (after the checkpoint is written)."""
-
-
-@dataclass
-class RunControl:
-    """Thread-safe stop and pause flags shared by a front end and the running engine."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    running: threading.Event = field(default_factory=threading.Event)
-    paused_seconds: float = 0.0  # total time spent paused (not counted in elapsed_s)
-    _paused_at: float | None = None
-
-    def __post_init__(self) -> None:
-        self.running.set()
-
-    def request_stop(self) -> None:
-        self.stop.set()
-        self.resume()  # wake a paused loop so it can stop
-
-    def pause(self) -> None:
-        if self._paused_at is None:
-            self._paused_at = time.monotonic()
-        self.running.clear()
-
-    def resume(self) -> None:
-        if self._paused_at is not None:
-            self.paused_seconds += time.monotonic() - self._paused_at
-            self._paused_at = None
-        self.running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self.running.is_set()
 
 
 def mix_seed(*parts: int) -> int:
@@ -197,6 +165,7 @@ class SegmentTrainer:
         # not by a checkpoint) cannot change the reported training loss.
         running_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         last_progress = time.monotonic()
+        last_loss = float("nan")
         while loop.iteration < self.total:
             epoch, position = divmod(loop.iteration, self.per_epoch)
             order = self._permutation(epoch)
@@ -216,14 +185,15 @@ class SegmentTrainer:
                 if loop.iteration % self.cfg.eval_every == 0 or done:
                     loop.loss_sum += running_loss.item()
                     running_loss.zero_()
-                    train_loss = loop.loss_sum / max(1, loop.loss_count)
+                    train_loss = last_loss = loop.loss_sum / max(1, loop.loss_count)
                     hooks.on_eval(loop.iteration, train_loss, evaluate(self.model, self.data))
                     loop.loss_sum, loop.loss_count = 0.0, 0
                 now = time.monotonic()
                 if now - last_progress >= hooks.progress_interval_s:
                     last_progress = now
-                    pending = loop.loss_sum + running_loss.item()
-                    hooks.on_progress(loop.iteration, pending / max(1, loop.loss_count))
+                    if loop.loss_count:  # else an evaluation just reported and reset the sums
+                        last_loss = (loop.loss_sum + running_loss.item()) / loop.loss_count
+                    hooks.on_progress(loop.iteration, last_loss)
                 if done:
                     return loop
             loop.loss_sum += running_loss.item()

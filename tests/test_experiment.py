@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from prunetui import config, store
+from prunetui.control import RunControl
 from prunetui.events import Evaluated, SegmentFinished
 from prunetui.experiment import Experiment, ReplicateState, Segment, new_run, plan
 from prunetui.nets import prunable_layers
 from prunetui.nets.lenet import LeNet300100
-from prunetui.training import RunControl
 from tests.conftest import REPO, tiny_overrides
 
 

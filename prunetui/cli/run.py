@@ -108,9 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int:
     from prunetui.cli.render import PlainRunView, RichRunView, results_table
+    from prunetui.control import RunControl
     from prunetui.data import DataError
     from prunetui.experiment import AlreadyRunning, Experiment
-    from prunetui.training import RunControl
 
     out, err = console(), _err_console()
     control = RunControl()

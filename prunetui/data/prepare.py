@@ -689,17 +689,6 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _one_torch_thread() -> None:
-    """Worker initializer. With torch's OpenMP backend (Linux wheels) the count is per thread,
-    so the caller keeps its own setting. MTCNN runs many tiny ops (it resizes every candidate
-    box on its own), which scale better across batches than inside one op: on 2 idle cores two
-    one-thread workers beat one two-thread loop, and with other processes on the cores a
-    two-thread pool collapsed to 3-7 photos/s where one thread kept 24-31."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 Result = tuple[Photo, list[str] | Skip]  # saved names, or why not
 
 
@@ -746,7 +735,9 @@ class _Run:
 
     def _run_batches(self, batches: list[list[Photo]]) -> bool:
         self.resolved_device = resolve_device(self.device)
-        pool = ThreadPoolExecutor(self.workers, initializer=_one_torch_thread)
+        # No torch.set_num_threads in the workers: it also sets MKL's process-wide count, which
+        # changed the float results of a training run in the same process.
+        pool = ThreadPoolExecutor(self.workers)
         in_flight: deque[Future[list[Result]]] = deque()
         stopped = False
         try:

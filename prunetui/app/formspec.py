@@ -1,0 +1,255 @@
+"""The Setup form as data: one :class:`Field` per setting, conversions, and validation.
+
+Validation is the engine's own (``config.from_dict``): the form only parses text into numbers.
+``from_dict`` stops at the first problem, so :func:`check` replaces each offending value with
+its default and asks again, collecting one message per field. Pure Python: no Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prunetui import config
+from prunetui.config import Config, ConfigError
+
+Values = dict[str, Any]  # field key -> widget value (text, selected option, list of options)
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # "section.name" of the config, or a form-only key (stop_by, length_by, ...)
+    label: str
+    kind: str  # select | int | float | floats | text | schemes | ints
+    choices: tuple[tuple[str, str], ...] = ()  # (label, value)
+    visible: Callable[[Values], bool] | None = None
+    section: str = ""
+    placeholder: str = ""
+
+    @property
+    def widget_id(self) -> str:
+        return "f-" + self.key.replace(".", "-").replace("_", "-")
+
+
+def _choices(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((v, v) for v in values)
+
+
+def _is(key: str, *wanted: str) -> Callable[[Values], bool]:
+    return lambda values: values.get(key) in wanted
+
+
+STOP_BY = (("a number of rounds", "rounds"), ("a target of weights left", "target"))
+LENGTH_BY = (("iterations", "iterations"), ("epochs", "epochs"))
+SCHEME_LABELS = {
+    "keep": "keep: continue from trained weights",
+    "reinit": "reinit: random re-initialization",
+    "rewind": "rewind: winning ticket (reset to init)",
+    "random-mask": "random-mask: random pruning control",
+}
+
+FIELDS: tuple[Field, ...] = (
+    Field("data.dataset", "Dataset", "select", _choices(config.DATASETS), section="Data"),
+    Field("data.root", "Dataset root", "text", section="Data"),
+    Field("data.train_subset", "Training subset (0 all)", "int", section="Data"),
+    Field("data.validation", "Validation images", "int", section="Data"),
+    Field("data.split", "Faces split tr,val,test", "floats", section="Data",
+          visible=_is("data.dataset", "faces")),
+    Field("data.image_size", "Faces image size", "int", section="Data",
+          visible=_is("data.dataset", "faces")),
+    Field("data.crop", "Faces crop", "int", section="Data",
+          visible=_is("data.dataset", "faces")),
+    Field("model.arch", "Model", "select", _choices(config.ARCHS), section="Model"),
+    Field("model.init", "Initialization", "select", _choices(config.INITS), section="Model"),
+    Field("model.width", "LightCNN width", "float", section="Model",
+          visible=_is("model.arch", "lightcnn-9")),
+    Field("prune.scope", "Pruning scope", "select", _choices(config.SCOPES), section="Pruning"),
+    Field("prune.rate", "Rate per round (0-1)", "float", section="Pruning"),
+    Field("prune.output_rate", "Output-layer rate", "float", section="Pruning"),
+    Field("prune.first_rate", "First-layer rate", "float", section="Pruning",
+          placeholder="-1 = same as rate"),
+    Field("prune.stop_by", "Prune until", "select", STOP_BY, section="Pruning"),
+    Field("prune.rounds", "Rounds", "int", section="Pruning",
+          visible=_is("prune.stop_by", "rounds")),
+    Field("prune.target_remaining", "Target weights left", "float", section="Pruning",
+          visible=_is("prune.stop_by", "target"), placeholder="fraction, e.g. 0.05"),
+    Field("prune.schemes", "Schemes", "schemes",
+          tuple((SCHEME_LABELS[s], s) for s in config.BASE_SCHEMES), section="Pruning"),
+    Field("prune.late_rewind", "Late rewind at it.", "ints", section="Pruning",
+          placeholder="e.g. 500, 1000 (rewind:K)"),
+    Field("prune.mask_from", "Mask source", "select",
+          (("own: each scheme prunes its own", "own"),
+           ("rewind: all share rewind's", "rewind")), section="Pruning"),
+    Field("train.length_by", "Train for", "select", LENGTH_BY, section="Training"),
+    Field("train.iterations", "Iterations per round", "int", section="Training",
+          visible=_is("train.length_by", "iterations")),
+    Field("train.epochs", "Epochs per round", "int", section="Training",
+          visible=_is("train.length_by", "epochs")),
+    Field("train.eval_every", "Evaluate every (it.)", "int", section="Training"),
+    Field("train.batch_size", "Batch size", "int", section="Training"),
+    Field("train.optimizer", "Optimizer", "select", _choices(config.OPTIMIZERS),
+          section="Training"),
+    Field("train.lr", "Learning rate", "float", section="Training"),
+    Field("train.momentum", "Momentum", "float", section="Training",
+          visible=_is("train.optimizer", "sgd")),
+    Field("train.weight_decay", "Weight decay", "float", section="Training"),
+    Field("train.seed", "Seed", "int", section="Training"),
+    Field("train.replicates", "Replicates", "int", section="Training"),
+    Field("train.device", "Device", "select", _choices(config.DEVICES), section="Training"),
+)
+BY_KEY = {f.key: f for f in FIELDS}
+FORM_ONLY = ("prune.stop_by", "prune.late_rewind", "train.length_by")
+KIND_HINT = {"int": "must be an integer", "float": "must be a number",
+             "floats": "must be numbers separated by commas",
+             "ints": "must be whole numbers separated by commas"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Text <-> values
+
+
+def number_text(value: float) -> str:
+    return repr(value) if isinstance(value, int) else f"{value:g}"
+
+
+def parse(kind: str, text: str) -> Any:
+    """The Python value of a text field; ValueError when it does not parse."""
+    text = text.strip()
+    if kind == "int":
+        number = float(text.replace("_", ""))
+        if not number.is_integer():
+            raise ValueError(text)
+        return int(number)
+    if kind == "float":
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(text)
+        return number
+    if kind in ("floats", "ints"):
+        items = [t for t in text.replace(";", ",").split(",") if t.strip()]
+        return [parse("int" if kind == "ints" else "float", t) for t in items]
+    return text
+
+
+def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Values, list[str]]:
+    """Form values from a config dict (a TOML file or ``to_dict``); unknown keys are listed."""
+    values = dict(base or values_from_config(Config()))
+    unknown = []
+    for section, table in raw.items():
+        if section not in config.SECTIONS or not isinstance(table, dict):
+            unknown.append(section)
+            continue
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            field = BY_KEY.get(key)
+            if field is None:
+                unknown.append(key)
+            elif key == "prune.schemes":
+                names = [str(v) for v in value] if isinstance(value, list) else []
+                values[key] = [s for s in names if s in config.BASE_SCHEMES]
+                values["prune.late_rewind"] = ", ".join(
+                    s.partition(":")[2] for s in names if s not in config.BASE_SCHEMES)
+            elif field.kind == "select":
+                values[key] = str(value)
+            elif field.kind == "floats" and isinstance(value, list):
+                values[key] = ", ".join(number_text(v) for v in value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[key] = number_text(value)
+            else:
+                values[key] = str(value)
+    prune, train = raw.get("prune", {}), raw.get("train", {})
+    if isinstance(prune, dict) and "target_remaining" in prune:
+        values["prune.stop_by"] = "target" if prune["target_remaining"] else "rounds"
+    if isinstance(train, dict) and "epochs" in train:
+        values["train.length_by"] = "epochs" if train["epochs"] else "iterations"
+    return values, unknown
+
+
+def values_from_config(cfg: Config) -> Values:
+    values: Values = {"prune.stop_by": "rounds", "train.length_by": "iterations",
+                      "prune.late_rewind": "", "prune.schemes": []}
+    values, _ = values_from_raw(config.to_dict(cfg), base=_blank_values() | values)
+    return values
+
+
+def _blank_values() -> Values:
+    return {f.key: "" for f in FIELDS if f.kind != "schemes"}
+
+
+def raw_from_values(values: Values) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Config dict from form values, and the fields whose text does not parse."""
+    raw: dict[str, dict[str, Any]] = {name: {} for name in config.SECTIONS}
+    errors: dict[str, str] = {}
+    for field in FIELDS:
+        if field.key in FORM_ONLY:
+            continue
+        section, name = field.key.split(".")
+        value = values.get(field.key)
+        if field.kind in ("select", "text"):
+            raw[section][name] = value if value is not None else ""
+        elif field.kind == "schemes":
+            raw[section][name] = list(value or [])
+        else:
+            try:
+                raw[section][name] = parse(field.kind, str(value or ""))
+            except ValueError:
+                errors[field.key] = KIND_HINT[field.kind]
+    try:
+        late = parse("ints", str(values.get("prune.late_rewind") or ""))
+        raw["prune"]["schemes"] = raw["prune"]["schemes"] + [f"rewind:{k}" for k in late]
+    except ValueError:
+        errors["prune.late_rewind"] = KIND_HINT["ints"]
+    if values.get("prune.stop_by") != "target":
+        raw["prune"]["target_remaining"] = 0.0
+    if values.get("train.length_by") != "epochs":
+        raw["train"]["epochs"] = 0
+    return raw, errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation through the engine
+
+
+def check(values: Values, defaults: Config | None = None) -> tuple[Config | None, dict[str, str]]:
+    """The validated Config, or None and a message per field key (engine messages)."""
+    raw, errors = raw_from_values(values)
+    fallback = config.to_dict(defaults or Config())
+    for key in errors:  # unparsable text: judge the rest of the form without it
+        if key in FORM_ONLY:
+            continue
+        section, name = key.split(".")
+        raw[section][name] = fallback[section][name]
+    cfg = None
+    for _ in range(len(FIELDS)):
+        try:
+            cfg = config.from_dict(raw)
+            break
+        except ConfigError as err:
+            key = err.key
+            if key == "prune.schemes" and isinstance(err.value, str) and ":" in err.value:
+                key = "prune.late_rewind"  # a rewind:K entry: shown on the late-rewind field
+            if key in errors or "." not in key:
+                errors.setdefault(key, err.allowed)
+                break
+            errors[key] = err.allowed
+            if key == "prune.late_rewind":
+                raw["prune"]["schemes"] = [s for s in raw["prune"]["schemes"] if ":" not in s]
+                continue
+            section, name = key.split(".", 1)
+            if section not in fallback or name not in fallback[section]:
+                break
+            raw[section][name] = fallback[section][name]
+    return (None, errors) if errors else (cfg, errors)
+
+
+def summary(cfg: Config) -> str:
+    """One line on what a valid config will do."""
+    rounds = cfg.num_rounds
+    left = 100 * (1 - cfg.prune.rate) ** rounds
+    segments = cfg.train.replicates * (1 + rounds * len(cfg.prune.schemes))
+    length = (f"{cfg.train.epochs} epochs" if cfg.train.epochs
+              else f"{cfg.train.iterations:,} iterations")
+    return (f"{rounds} pruning rounds after the dense one, down to ~{left:.1f}% of the weights; "
+            f"{segments} trainings of {length} each")

@@ -1,0 +1,353 @@
+"""Monitor: follow one run, trained in this app or elsewhere, round by round.
+
+Everything drawn comes from the run store (:class:`RunData` polled on a timer), whoever runs the
+experiment: this app's worker thread, ``prunetui run`` in another terminal, or a detached
+process. For a run trained here, engine events add progress inside an epoch and log lines, and
+the controls (pause, stop) talk to its :class:`RunControl`. An attached run on this host is
+stopped with SIGINT, which ``prunetui run`` turns into a checkpoint and a clean exit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.widgets import Log, Static
+from textual.worker import get_current_worker
+
+from prunetui import store
+from prunetui.app.messages import EngineEvent, RunEnded
+from prunetui.app.rundata import RunData, segment_label
+from prunetui.app.screens.base import AppScreen
+from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
+from prunetui.app.widgets.footer import StableFooter
+from prunetui.app.widgets.progress import RunProgress
+from prunetui.app.widgets.screenbar import ScreenBar
+from prunetui.control import RunControl
+from prunetui.events import (
+    Checkpointed,
+    RunFinished,
+    RunStarted,
+    SegmentFinished,
+    SegmentStarted,
+    TrainProgress,
+)
+from prunetui.events import Log as LogEvent
+
+POLL_S = 0.5  # store polling and chart redraws: about twice a second
+
+
+@dataclass
+class Live:
+    """What events say about the run trained here, beyond the store."""
+
+    key: tuple[int, int, str] | None = None
+    iteration: int = 0
+    total: int = 0
+    per_epoch: int = 0
+    device: str = ""
+    loss: float | None = None
+
+
+class MonitorScreen(AppScreen):
+    HELP = """\
+# Monitor
+Follows one run: launched here (Setup), opened from Runs, or found running when the app starts.
+Charts: test accuracy against epoch in the current round (one line per scheme); the Lottery
+Ticket plot, test accuracy at early stop against the share of weights left (log scale); the
+weights left in each layer. They redraw at most twice a second.
+
+| key | does |
+| --- | --- |
+| `p` | pause / continue (runs trained in this app) |
+| `x` | stop at the next batch after writing a checkpoint; resume later from Runs |
+| `z` | zoom the focused chart or log (again to restore); `tab` moves focus |
+"""
+    BINDINGS: ClassVar = [
+        Binding("p", "pause", "Pause/continue"),
+        Binding("x", "stop", "Stop (checkpoint)"),
+        Binding("z", "zoom", "Zoom"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: RunData | None = None
+        self.control: RunControl | None = None
+        self.train_done = threading.Event()
+        self.train_done.set()
+        self.live = Live()
+        self.spawned: set[int] = set()  # detached children of this app, reaped when they end
+        self._stopping = False
+
+    def compose(self) -> ComposeResult:
+        yield ScreenBar("monitor")
+        yield Static("No run followed. Launch one in Setup (2) or open one in Runs (4).",
+                     id="monitor-status")
+        yield RunProgress(id="progress")
+        with Grid(id="monitor-grid"):
+            yield AccuracyChart(id="chart-accuracy")
+            yield LotteryChart(id="chart-lottery")
+            yield LayersChart(id="chart-layers")
+            yield Log(id="run-log", max_lines=2000)
+        yield StableFooter()
+
+    def on_mount(self) -> None:
+        self.set_interval(POLL_S, self.tick)
+
+    def on_unmount(self) -> None:
+        self.request_stop()  # never leave a training thread behind
+
+    # ------------------------------------------------------------------ following a run
+    @property
+    def training(self) -> bool:
+        """True while a run trains in this app's worker thread."""
+        return not self.train_done.is_set()
+
+    def follow(self, run: store.RunDir, pid: int | None = None) -> bool:
+        """Show ``run`` from its store (attach); refused while a run trains here."""
+        if self.training and (self.data is None or self.data.run.path != run.path):
+            self.notify("A run is training in this app; stop it (x) before following another.",
+                        severity="warning")
+            return False
+        if pid is not None:
+            self.spawned.add(pid)
+        if self.data is None or self.data.run.path != run.path:
+            self.data = RunData(run)
+            self.live = Live()
+            self.query_one("#run-log", Log).clear()
+            self.query_one(RunProgress).clear()
+            self._write_log([f"following {run.path}"])
+        self.tick()
+        return True
+
+    def start(self, run: store.RunDir) -> bool:
+        """Train ``run`` (new or interrupted) in a worker thread of this app."""
+        if self.training:
+            self.notify("A run is already training in this app.", severity="warning")
+            return False
+        if not self.follow(run):
+            return False
+        self._write_log(["starting: loading torch and the dataset..."])
+        self.control = RunControl()
+        self._stopping = False
+        self.train_done.clear()
+        self._train(run, self.control)
+        self._update_status()
+        return True
+
+    @work(thread=True, group="train", exit_on_error=False)
+    def _train(self, run: store.RunDir, control: RunControl) -> None:
+        worker = get_current_worker()
+        path = str(run.path)
+        try:
+            from prunetui.experiment import Experiment  # imports torch, off the event loop
+
+            def sink(event) -> None:
+                if worker.is_cancelled:
+                    control.request_stop()
+                self.post_message(EngineEvent(path, event))
+
+            state = Experiment(run, sink, control).execute()
+            self.post_message(RunEnded(path, state))
+        except BaseException as err:  # shown to the user; the thread must never die silently
+            self.post_message(RunEnded(path, store.FAILED, f"{type(err).__name__}: {err}"))
+        finally:
+            self.train_done.set()
+
+    def request_stop(self) -> None:
+        """Stop the run training here at its next batch, after a checkpoint."""
+        if not self.training:
+            return
+        self._stopping = True
+        if self.control is not None:
+            self.control.request_stop()
+
+    # ------------------------------------------------------------------ periodic store read
+    def tick(self) -> None:
+        for pid in list(self.spawned):  # reap our detached children (no zombies)
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.spawned.discard(pid)
+        if self.data is None:
+            return
+        changed = self.data.poll()
+        self._write_log(self.data.drain_log())
+        if changed:
+            self.redraw()
+
+    def redraw(self) -> None:
+        data = self.data
+        if data is None:
+            return
+        for chart in self.query(Chart):
+            chart.show([data])
+        self._update_progress()
+        self._update_status()
+
+    def _write_log(self, lines: list[str]) -> None:
+        if lines:
+            self.query_one("#run-log", Log).write_lines(lines)
+
+    # ------------------------------------------------------------------ events (in-app runs)
+    def on_engine_event(self, message: EngineEvent) -> None:
+        if self.data is None or message.run_dir != str(self.data.run.path):
+            return
+        ev, live = message.event, self.live
+        if isinstance(ev, (SegmentStarted, SegmentFinished, Checkpointed, RunFinished)):
+            self.tick()  # what the store has now goes first, so the log reads in order
+        if isinstance(ev, RunStarted):
+            live.per_epoch, live.device = ev.iterations_per_epoch, ev.device
+            verb = "resuming" if ev.resumed else "training"
+            self._write_log([f"{verb} on {ev.device}: {ev.rounds} rounds, "
+                             f"{', '.join(ev.schemes)}"])
+        elif isinstance(ev, SegmentStarted):
+            live.key = (ev.replicate, ev.round, ev.scheme)
+            live.iteration, live.total = ev.iteration, ev.total_iterations
+            if ev.iteration:
+                self._write_log([f"{self._label(live.key)} continues at it {ev.iteration}"])
+        elif isinstance(ev, TrainProgress):
+            live.key = (ev.replicate, ev.round, ev.scheme)
+            live.iteration, live.total, live.loss = ev.iteration, ev.total_iterations, \
+                ev.train_loss
+            self._update_progress()
+        elif isinstance(ev, SegmentFinished):
+            key = (ev.replicate, ev.round, ev.scheme)
+            note = " (done before, from its checkpoint)" if ev.skipped else ""
+            self._write_log([f"{self._label(key)} finished{note}: test "
+                             f"{100 * ev.test_acc:.2f}% at it {ev.early_stop_iteration} "
+                             f"(early stop), {100 * ev.remaining:.1f}% left"])
+        elif isinstance(ev, Checkpointed):
+            self._write_log([f"checkpoint at it {ev.iteration}"])
+        elif isinstance(ev, LogEvent):
+            prefix = "" if ev.level == "info" else f"{ev.level}: "
+            self._write_log([prefix + ev.message])
+        elif isinstance(ev, RunFinished):
+            self._write_log([f"run {ev.status}" + (f": {ev.message}" if ev.message else "")])
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.control = None
+        self._stopping = False
+        self.tick()
+        name = os.path.basename(message.run_dir)
+        if message.error:
+            self._write_log([f"error: {message.error}"])
+            self.notify(f"{name} failed: {message.error}", severity="error", timeout=10)
+        elif message.state == store.INTERRUPTED:
+            self.notify(f"{name} stopped after a checkpoint; resume it from Runs (4) with r.")
+        else:
+            self.notify(f"{name} {message.state}.")
+        self._update_status()
+
+    def _label(self, key: tuple[int, int, str]) -> str:
+        return segment_label(key, self.data.replicates if self.data else 1)
+
+    # ------------------------------------------------------------------ progress and status
+    def _update_progress(self) -> None:
+        data, live = self.data, self.live
+        if data is None:
+            return
+        bars = self.query_one(RunProgress)
+        key = live.key or data.current
+        per_segment = live.total or data.iterations_per_segment
+        per_epoch = live.per_epoch or data.per_epoch
+        iteration = data.last_iteration.get(key, 0) if key else 0
+        if key is not None and key == live.key:
+            iteration = max(iteration, live.iteration)
+        total_segments = data.total_segments
+        done = data.segments_done
+        finished = data.state == store.FINISHED
+        if finished and total_segments:
+            done, iteration = total_segments, per_segment or iteration
+        current_done = bool(per_segment) and iteration >= per_segment
+        if total_segments and per_segment:
+            progress = done * per_segment + (0 if current_done or finished else iteration)
+            bars.set_row("run", f"Run  {done}/{total_segments} trainings", progress,
+                         total_segments * per_segment)
+        else:
+            bars.set_row("run", f"Run  {done} trainings", 0, None)
+        if key is None:
+            bars.set_row("segment", "Round: not started", 0, None)
+            bars.set_row("epoch", "Epoch", 0, None)
+            return
+        left = data.remaining.get(key)
+        left_text = f" {100 * left:.1f}%" if left is not None else ""
+        label = self._label(key)
+        bars.set_row("segment", f"{label}{left_text}", iteration, per_segment)
+        if per_epoch and per_segment:
+            epochs = math.ceil(per_segment / per_epoch)
+            epoch = min(iteration // per_epoch, epochs - 1)
+            length = min(per_epoch, per_segment - epoch * per_epoch)
+            loss = f" loss {live.loss:.3f}" if live.loss and key == live.key else ""
+            bars.set_row("epoch", f"Epoch {epoch + 1}/{epochs}{loss}",
+                         iteration - epoch * per_epoch, length)
+        else:
+            bars.set_row("epoch", "Epoch", 0, None)
+
+    def _update_status(self) -> None:
+        data = self.data
+        if data is None:
+            return
+        if self.training:
+            how = "paused" if self.control and self.control.paused else \
+                "stopping (checkpointing)" if self._stopping else "training in this app"
+            where = f" on {self.live.device}" if self.live.device else ""
+            text = f"{data.name}: {how}{where}"
+        else:
+            pid = data.status.pid
+            attached = data.state == store.RUNNING and pid != os.getpid()
+            text = f"{data.name}: {data.state}" + (f" (attached, pid {pid})" if attached else "")
+        self.query_one("#monitor-status", Static).update(text)
+        self.sub_title = text
+
+    # ------------------------------------------------------------------ actions
+    def action_pause(self) -> None:
+        if self.control is None:
+            self.notify("Still starting; try again in a moment." if self.training else
+                        "Pause works for runs trained in this app.", severity="warning")
+            return
+        if self.control.paused:
+            self.control.resume()
+            self._write_log(["continued"])
+        else:
+            self.control.pause()
+            self._write_log(["paused (the run waits before its next batch)"])
+        self._update_status()
+
+    def action_stop(self) -> None:
+        data = self.data
+        if self.training:
+            self.request_stop()
+            self._write_log(["stop requested: checkpointing at the next batch"])
+            self._update_status()
+            return
+        if data is None or data.state != store.RUNNING:
+            self.notify("No running run to stop.", severity="warning")
+            return
+        status = data.status
+        if status.pid is None or (status.host and status.host != os.uname().nodename):
+            self.notify(f"{data.name} runs on {status.host}; stop it there.", severity="warning")
+            return
+        try:
+            os.kill(status.pid, signal.SIGINT)  # prunetui run: checkpoint, then exit
+        except OSError as err:
+            self.notify(f"Cannot signal pid {status.pid}: {err.strerror}", severity="error")
+            return
+        self._write_log([f"sent SIGINT to pid {status.pid}: it checkpoints and stops"])
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        target = self.focused if isinstance(self.focused, (Chart, Log)) else None
+        self.maximize(target or self.query_one(Chart))

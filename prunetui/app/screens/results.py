@@ -1,0 +1,106 @@
+"""Results of one run, or two compared, drawn from their run stores with the Monitor's charts."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import DataTable, Static
+
+from prunetui import results, store
+from prunetui.app.rundata import RunData
+from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
+from prunetui.app.widgets.footer import StableFooter
+from prunetui.app.widgets.screenbar import ScreenBar
+
+POLL_S = 1.0
+
+
+class ResultsScreen(Screen):
+    HELP = """\
+# Run results
+The charts and results table of a run (or of two runs, A and B, compared on the same charts).
+"test %" is the test accuracy at the early-stop iteration (lowest validation loss).
+
+| key | does |
+| --- | --- |
+| `[` / `]` | previous / next round in the accuracy and layer charts |
+| `z` | zoom the focused chart (again to restore) |
+| `escape` | back to Runs |
+"""
+    BINDINGS: ClassVar = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("left_square_bracket", "round(-1)", "Prev round"),
+        Binding("right_square_bracket", "round(1)", "Next round"),
+        Binding("z", "zoom", "Zoom"),
+    ]
+
+    def __init__(self, runs: list[store.RunDir]) -> None:
+        super().__init__()
+        self.data = [RunData(r) for r in runs]
+        self.round: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ScreenBar("runs", "› results")
+        yield Static("", id="results-title")
+        with Grid(id="results-grid"):
+            yield AccuracyChart(id="chart-accuracy")
+            yield LotteryChart(id="chart-lottery")
+            yield LayersChart(id="chart-layers")
+            yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+        yield StableFooter()
+
+    def on_mount(self) -> None:
+        for d in self.data:
+            d.poll()
+        # The last round every run has reached, so a comparison starts with both drawn.
+        last = [max(d.rounds()) for d in self.data if d.rounds()]
+        self.round = min(last) if last else None
+        self.redraw()
+        self.set_interval(POLL_S, self._poll)
+
+    def rounds(self) -> list[int]:
+        return sorted({r for d in self.data for r in d.rounds()})
+
+    def _poll(self) -> None:
+        if not any(d.state == store.RUNNING for d in self.data):
+            return
+        if any([d.poll() for d in self.data]):
+            self.redraw()
+
+    def redraw(self) -> None:
+        letters = "AB" if len(self.data) > 1 else ""
+        title = "\n".join(f"{letters[i] + ': ' if letters else ''}{d.name} ({d.state})"
+                           for i, d in enumerate(self.data))
+        self.query_one("#results-title", Static).update(title)
+        self.sub_title = "compare" if letters else self.data[0].name
+        for chart in self.query(Chart):
+            chart.show(self.data, None if isinstance(chart, LotteryChart) else self.round)
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        header = (("run",) if letters else ()) + results.TABLE_HEADER
+        table.add_columns(*header)
+        for i, d in enumerate(self.data):
+            for row in results.table_rows(d.round_results()):
+                table.add_row(*(((letters[i],) if letters else ()) + row))
+
+    def action_round(self, step: int) -> None:
+        rounds = self.rounds()
+        if not rounds:
+            return
+        i = rounds.index(self.round) if self.round in rounds else len(rounds) - 1
+        self.round = rounds[max(0, min(len(rounds) - 1, i + step))]
+        for chart in self.query(Chart):
+            if not isinstance(chart, LotteryChart):
+                chart.show(self.data, self.round)
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        focused = self.focused
+        self.maximize(focused if isinstance(focused, (Chart, DataTable)) else
+                      self.query_one(LotteryChart))

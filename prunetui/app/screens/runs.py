@@ -1,0 +1,235 @@
+"""Runs: every run in the models folder, its status and best results; open, compare, resume,
+delete. Summaries (results.run_summary, shared with ``prunetui runs``) are computed in a worker
+and cached per run until its files change; the status is re-checked on every refresh, so a run
+whose process died shows as interrupted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
+from prunetui import results, store
+from prunetui.app.messages import RunsScanned
+from prunetui.app.screens.base import AppScreen
+from prunetui.app.screens.modals import ConfirmScreen
+from prunetui.app.widgets.footer import StableFooter
+from prunetui.app.widgets.screenbar import ScreenBar
+
+if TYPE_CHECKING:
+    from prunetui.app.app import PruneApp
+
+REFRESH_S = 2.0
+COLUMNS = ("", "name", "status", "rounds", "dense", "best", "dataset", "schemes")
+STATUS_STYLE = {store.RUNNING: "bold green", store.FINISHED: "cyan",
+                store.INTERRUPTED: "yellow", store.FAILED: "bold red"}
+
+
+def _signature(run: store.RunDir) -> tuple:
+    sig = []
+    for path in (run.config_path, run.metrics_path, run.status_path):
+        try:
+            st = path.stat()
+            sig.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
+class RunsScreen(AppScreen):
+    HELP = """\
+# Runs
+Every run in the models folder, newest first; refreshed every two seconds.
+
+| key | does |
+| --- | --- |
+| `enter` or `o` | open: charts and results table; a run still going is followed in the Monitor |
+| `space` | mark the run to compare, then `c` on another run |
+| `c` | compare the marked run with this one on the same charts |
+| `r` | resume an interrupted run in this app |
+| `R` | resume it detached (own process, survives logout) |
+| `d` | delete the run folder (asks first) |
+| `g` | refresh now |
+"""
+    BINDINGS: ClassVar = [
+        Binding("o", "open", "Open", show=False),  # enter opens too (the table binds it)
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("r", "resume(False)", "Resume"),
+        Binding("R", "resume(True)", "Detached"),
+        Binding("d", "delete", "Delete"),
+        Binding("g", "refresh", "Refresh", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: dict[str, dict[str, str]] = {}
+        self.marked: str | None = None
+        self._cache: dict[str, tuple[tuple, dict[str, str]]] = {}
+
+    @property
+    def prune_app(self) -> PruneApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield ScreenBar("runs")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="run-details")
+        yield StableFooter()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for col in COLUMNS:
+            table.add_column(col, key=col or "mark")
+        self._timer = self.set_interval(REFRESH_S, self.action_refresh, pause=True)
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self._timer.resume()
+        self.action_refresh()
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()
+
+    # ------------------------------------------------------------------ scanning
+    def action_refresh(self) -> None:
+        self._scan(self.prune_app.models_dir)
+
+    @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
+    def _scan(self, models_dir: Path) -> None:
+        worker = get_current_worker()
+        rows = []
+        for run in store.list_runs(models_dir):
+            if worker.is_cancelled:
+                return
+            key, sig = str(run.path), _signature(run)
+            cached = self._cache.get(key)
+            if cached and cached[0] == sig:
+                summary = dict(cached[1], status=run.read_status().effective_state)
+            else:
+                try:
+                    summary = results.run_summary(run)
+                except (OSError, KeyError, ValueError, TypeError) as err:
+                    summary = {"name": run.name, "status": "unreadable", "dataset": "?",
+                               "schemes": "?", "rounds": "?", "dense": "-", "best": str(err)}
+                self._cache[key] = (sig, summary)
+            rows.append((key, summary))
+        self.post_message(RunsScanned(rows))
+
+    def on_runs_scanned(self, message: RunsScanned) -> None:
+        table = self.query_one(DataTable)
+        current = self.current_key()
+        self.summaries = dict(message.rows)
+        if self.marked not in self.summaries:
+            self.marked = None
+        table.clear()
+        for key, s in message.rows:
+            status = Text(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+            table.add_row("*" if key == self.marked else " ", s["name"], status, s["rounds"],
+                          s["dense"], s["best"], s["dataset"], s["schemes"], key=key)
+        if current in self.summaries:
+            table.move_cursor(row=table.get_row_index(current), animate=False)
+        if not message.rows:
+            self.query_one("#run-details", Static).update(
+                f"No runs in {self.prune_app.models_dir} yet. Set one up in Setup (2).")
+        else:
+            self._show_details()
+
+    def current_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    @on(DataTable.RowHighlighted)
+    def _show_details(self) -> None:
+        key = self.current_key()
+        s = self.summaries.get(key or "")
+        if s is None:
+            return
+        status = store.RunDir(key).read_status()
+        note = f" · {status.message}" if status.message else ""
+        self.query_one("#run-details", Static).update(
+            f"{key}\n{s['status']}{note}\n{s['dataset']} · {s['schemes']} · rounds {s['rounds']}"
+            f" · dense {s['dense']} · best {s['best']}")
+
+    def _current_run(self) -> store.RunDir | None:
+        key = self.current_key()
+        if key is None:
+            self.notify("No run selected.", severity="warning")
+            return None
+        return store.RunDir(key)
+
+    # ------------------------------------------------------------------ actions
+    @on(DataTable.RowSelected)
+    async def _selected(self) -> None:
+        await self.action_open()
+
+    async def action_open(self) -> None:
+        run = self._current_run()
+        if run is None:
+            return
+        running = run.read_status().effective_state == store.RUNNING
+        if running and await self.prune_app.follow(run):
+            return
+        from prunetui.app.screens.results import ResultsScreen  # plotext: on first use
+
+        self.app.push_screen(ResultsScreen([run]))
+
+    def action_mark(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        self.marked = None if self.marked == key else key
+        table = self.query_one(DataTable)
+        for row_key in self.summaries:
+            table.update_cell(row_key, "mark", "*" if row_key == self.marked else " ")
+        if self.marked:
+            self.notify("Marked; move to another run and press c to compare.")
+
+    def action_compare(self) -> None:
+        key = self.current_key()
+        if self.marked is None or key is None or key == self.marked:
+            self.notify("Mark a run with space, then press c on another run.",
+                        severity="warning")
+            return
+        from prunetui.app.screens.results import ResultsScreen
+
+        self.app.push_screen(ResultsScreen([store.RunDir(self.marked), store.RunDir(key)]))
+
+    async def action_resume(self, detached: bool) -> None:
+        run = self._current_run()
+        if run is not None:
+            await self.prune_app.resume(run, detached=detached)
+
+    def action_delete(self) -> None:
+        run = self._current_run()
+        if run is None:
+            return
+        if run.read_status().effective_state == store.RUNNING:
+            self.notify(f"{run.name} is running; stop it before deleting.", severity="warning")
+            return
+
+        def delete(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                shutil.rmtree(run.path)
+            except OSError as err:
+                self.notify(f"Cannot delete {run.path}: {err.strerror}", severity="error")
+                return
+            self._cache.pop(str(run.path), None)
+            self.notify(f"Deleted {run.name}")
+            self.action_refresh()
+
+        self.app.push_screen(ConfirmScreen(
+            f"Delete {run.name}?\nIts folder {run.path} and every checkpoint in it go for good.",
+            yes="Delete", no="Keep"), delete)

@@ -1,0 +1,96 @@
+"""The app's pure parts: the Setup form's parsing and engine validation, RunData's tailing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from prunetui import config, results, store
+from prunetui.app import formspec
+from prunetui.app.rundata import RunData
+from prunetui.app.widgets.charts import decimate
+from tests.conftest import REPO
+
+
+def test_form_round_trips_every_preset_and_reports_engine_reasons_per_field():
+    for preset in sorted((REPO / "presets").glob("*.toml")):
+        cfg = config.load(preset)
+        assert formspec.check(formspec.values_from_config(cfg)) == (cfg, {})
+    values = formspec.values_from_config(config.Config())
+    bad = dict(values, **{"prune.rate": "1.5", "train.lr": "fast", "model.arch": "lightcnn-9",
+                          "prune.schemes": [], "train.batch_size": "2.5"})
+    cfg, errors = formspec.check(bad)
+    assert cfg is None
+    assert set(errors) == {"prune.rate", "train.lr", "model.arch", "prune.schemes",
+                           "train.batch_size"}
+    assert "faces" in errors["model.arch"] and "number" in errors["train.lr"]
+    target = dict(values, **{"prune.stop_by": "target", "prune.target_remaining": "0.1"})
+    cfg, errors = formspec.check(target)
+    assert errors == {} and cfg.prune.target_remaining == 0.1 and cfg.num_rounds == 11
+
+
+def test_form_reads_a_toml_table_and_lists_unknown_keys():
+    values, unknown = formspec.values_from_raw(
+        {"train": {"epochs": 3, "lr": 0.1}, "prune": {"schemes": ["keep", "rewind:500"]},
+         "extra": {}, "data": {"colour": 1}})
+    assert values["train.length_by"] == "epochs" and values["train.epochs"] == "3"
+    assert values["prune.schemes"] == ["keep"] and values["prune.late_rewind"] == "500"
+    assert unknown == ["extra", "data.colour"]
+
+
+def write_rows(path, rows):
+    with path.open("a") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def row(round_, scheme, iteration, val_loss, test_acc, remaining=1.0):
+    return {"replicate": 0, "round": round_, "scheme": scheme, "epoch": iteration / 10,
+            "iteration": iteration, "remaining": remaining, "train_loss": 1.0,
+            "val_loss": val_loss, "val_acc": 1 - val_loss / 2, "test_acc": test_acc,
+            "elapsed_s": 0.0}
+
+
+def test_rundata_tails_the_store_and_matches_results_on_the_whole_file(tmp_path):
+    run = store.create_run(tmp_path, "r", config.dumps(config.Config()))
+    data = RunData(run)
+    assert not data.poll() or data.evaluations == 0
+    rows = [row(0, "dense", i, 1 / i, 0.5 + i / 100) for i in (10, 20, 30)]
+    rows += [row(1, s, i, (i - 15) ** 2 / 100 + 0.1, 0.6 + i / 100 + (s == "keep") / 10, 0.8)
+             for s in ("keep", "rewind") for i in (10, 20, 30)]
+    write_rows(run.metrics_path, rows[:4])
+    assert data.poll() and data.evaluations == 4
+    write_rows(run.metrics_path, rows[4:])
+    with run.metrics_path.open("a") as fh:
+        fh.write('{"torn": ')  # a writer killed mid-line
+    assert data.poll() and data.evaluations == len(rows)
+    assert data.round_results() == results.round_results(rows)
+    assert set(data.lottery_curves()) == {"keep", "rewind"}
+    assert data.accuracy_curves(1)["keep"][0] == (1.0, 100 * rows[3]["test_acc"])
+    assert data.per_epoch == 10 and data.current == (0, 1, "rewind")
+    store.truncate(run.metrics_path, len(json.dumps(rows[0])) + 1)  # a resume cut it back
+    assert data.poll() and data.evaluations == 1 and data.round_results()[0].round == 0
+
+
+def test_decimate_keeps_ends_and_bounds_the_count():
+    points = [(float(i), float(i)) for i in range(1000)]
+    out = decimate(points, 50)
+    assert len(out) == 50 and out[0] == points[0] and out[-1] == points[-1]
+    assert decimate(points[:10], 50) == points[:10]
+
+
+def test_app_start_imports_no_torch():
+    code = ("import asyncio, sys\n"
+            "from prunetui.app.app import PruneApp\n"
+            "async def main():\n"
+            "    app = PruneApp(models_dir='m', data_root='d')\n"
+            "    async with app.run_test(size=(80, 24)) as pilot:\n"
+            "        for key in '1234':\n"
+            "            await pilot.press(key)\n"
+            "        await pilot.pause(0.3)\n"
+            "    print('torch' in sys.modules)\n"
+            "asyncio.run(main())\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
