@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from prunetui.cli.render import EventView
 from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from prunetui.data.prepare import (
     OUTPUT_SIZE,
@@ -70,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_prepare)
 
 
-class RichPrepareView:
+class RichPrepareView(EventView):
     """A progress bar: photos done of all, faces saved so far, the person being worked on."""
 
     def __init__(self, console: Console) -> None:
@@ -80,13 +81,6 @@ class RichPrepareView:
             TextColumn("{task.fields[faces]} faces"), TimeElapsedColumn(),
             TimeRemainingColumn(), console=console)
         self.task: TaskID | None = None
-
-    def __enter__(self) -> RichPrepareView:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PrepareStarted):
@@ -100,18 +94,12 @@ class RichPrepareView:
             self.console.print(event.message, markup=False, highlight=False)
 
 
-class PlainPrepareView:
+class PlainPrepareView(EventView):
     """One line at the start, then one every PLAIN_EVERY_S seconds and at the last photo."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.last = 0.0
-
-    def __enter__(self) -> PlainPrepareView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PrepareStarted):

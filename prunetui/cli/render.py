@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -36,7 +37,22 @@ def segment_label(replicate: int, round_: int, scheme: str, replicates: int) -> 
     return f"{rep}round {round_} {scheme}"
 
 
-class RichRunView:
+class EventView:
+    """An event sink used as a context manager: a live progress display runs inside it."""
+
+    progress: Progress | None = None
+
+    def __enter__(self) -> Self:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class RichRunView(EventView):
     """Two bars (whole run, current segment) with ETA and the last accuracy; log lines above."""
 
     def __init__(self, console: Console) -> None:
@@ -50,13 +66,6 @@ class RichRunView:
         self.segment_task: TaskID | None = None
         self.replicates = 1
         self.last_acc = ""
-
-    def __enter__(self) -> RichRunView:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def __call__(self, event: Event) -> None:
         p = self.progress
@@ -90,18 +99,12 @@ class RichRunView:
             self.console.print(f"Run {event.status}. {event.message}".strip())
 
 
-class PlainRunView:
+class PlainRunView(EventView):
     """One line per evaluation and segment, for logs and pipes (no terminal control codes)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.replicates = 1
-
-    def __enter__(self) -> PlainRunView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def _line(self, text: str) -> None:
         self.console.print(f"{time.strftime('%H:%M:%S')} {text}", highlight=False, soft_wrap=True)
