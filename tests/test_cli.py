@@ -116,3 +116,36 @@ def test_existing_name_is_refused_with_a_hint(mnist_root, tmp_path, capsys):
     (tmp_path / "taken" / "config.toml").write_text("")
     assert main(["run", QUICK, "--out", str(tmp_path), "--name", "taken"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_rich_progress_view_shows_round_scheme_epoch_and_accuracy():
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from prunetui.cli.render import RichRunView
+    from prunetui.events import (
+        Evaluated,
+        RunFinished,
+        RunStarted,
+        SegmentFinished,
+        SegmentStarted,
+        TrainProgress,
+    )
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    with RichRunView(console) as view:
+        view(RunStarted("models/x", "x", "mnist", "lenet-300-100", ("rewind",), 1, 1, 100, 50,
+                        "cpu"))
+        view(SegmentStarted(0, 1, "rewind", 0.8, {}, 0, 100))
+        view(Evaluated({"val_acc": 0.9712}))
+        view(TrainProgress(0, 1, "rewind", 60, 100, 1, 0.25))
+        view.progress.refresh()
+        view(SegmentFinished(0, 1, "rewind", 0.8, 50, 0.97, 0.98))
+        view(RunFinished("models/x", "finished"))
+    text = Text.from_ansi(out.getvalue()).plain
+    for expected in ("round 1 rewind", "epoch 1", "val 97.12%", "test 97.00%",
+                     "Run finished"):
+        assert expected in text

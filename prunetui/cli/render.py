@@ -65,6 +65,7 @@ class RichRunView(EventView):
         self.run_task: TaskID | None = None
         self.segment_task: TaskID | None = None
         self.replicates = 1
+        self.segment_total = 0
         self.last_acc = ""
 
     def __call__(self, event: Event) -> None:
@@ -78,6 +79,7 @@ class RichRunView(EventView):
             self.console.print(f"{verb} {event.run_dir} on {event.device}")
         elif isinstance(event, SegmentStarted) and self.segment_task is not None:
             label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+            self.segment_total = event.total_iterations
             p.reset(self.segment_task, completed=event.iteration, total=event.total_iterations,
                     description=label, info=f"{100 * event.remaining:.1f}% left")
         elif isinstance(event, TrainProgress) and self.segment_task is not None:
@@ -87,6 +89,8 @@ class RichRunView(EventView):
             self.last_acc = f" val {100 * event.record['val_acc']:.2f}%"
         elif isinstance(event, SegmentFinished) and self.run_task is not None:
             p.advance(self.run_task)
+            if self.segment_task is not None and not event.skipped:
+                p.update(self.segment_task, completed=self.segment_total)
             if not event.skipped:
                 label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
                 self.console.print(
