@@ -34,7 +34,7 @@ from prunetui.events import (
     TrainProgress,
     ignore,
 )
-from prunetui.nets import PrunableLayer, build_model, init_weights, prunable_layers
+from prunetui.nets import build_model, init_weights, prunable_layers
 from prunetui.results import DENSE, segment_result
 from prunetui.store import new_run
 from prunetui.training import (
@@ -330,9 +330,10 @@ class Experiment:
                                     iteration // self.per_epoch, train_loss))
 
         on_iteration = None
-        if seg.round == 0 and self._rewind_iterations():
-            def on_iteration(iteration: int) -> None:
-                if iteration in self._rewind_iterations():
+        rewind_points = set(self._rewind_iterations()) if seg.round == 0 else set()
+        if rewind_points:
+            def on_iteration(iteration: int) -> None:  # called every step: a set lookup only
+                if iteration in rewind_points:
                     rep.rewind_points[iteration] = self._cpu_state()
                     store.save_checkpoint({"weights": rep.rewind_points[iteration]},
                                           self._rewind_path(seg.replicate, iteration))
@@ -392,4 +393,4 @@ def run_experiment(run: store.RunDir, on_event: EventSink = ignore,
     return Experiment(run, on_event, control).execute()
 
 
-__all__ = ["Experiment", "PrunableLayer", "RunControl", "new_run", "plan", "run_experiment"]
+__all__ = ["Experiment", "RunControl", "new_run", "plan", "run_experiment"]
