@@ -15,11 +15,6 @@ from prunetui.app.widgets.charts import LotteryChart
 from tests.app.conftest import SIZE, tiny_config, wait_for
 from tests.conftest import REPO
 
-# ``prunetui run`` as another terminal would run it (SIGINT: checkpoint, exit 130).
-CLI = ("import argparse, sys; from prunetui.cli import run; p = argparse.ArgumentParser(); "
-       "s = p.add_subparsers(dest='command'); run.register(s); a = p.parse_args(sys.argv[1:]); "
-       "sys.exit(a.func(a))")
-
 
 async def test_pause_and_quit_while_training_asks_then_checkpoints(models, mnist_root):
     cfg = tiny_config(mnist_root, **{"train.iterations": 5000})
@@ -51,7 +46,7 @@ async def test_follows_a_run_trained_by_another_process_and_stops_it(models, mni
     from prunetui.experiment import new_run
 
     run = new_run(cfg, models, "elsewhere")
-    child = subprocess.Popen([sys.executable, "-c", CLI, "run", "--resume", str(run.path),
+    child = subprocess.Popen([sys.executable, "-m", "prunetui", "run", "--resume", str(run.path),
                               "--plain"], cwd=REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
