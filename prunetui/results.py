@@ -48,6 +48,12 @@ class RoundResult:
     replicates: int
 
 
+def segment_label(replicate: int, round_: int, scheme: str, replicates: int = 1) -> str:
+    """How front ends name a segment: ``round 3 rewind`` (``rep 2 round 3 rewind``)."""
+    prefix = f"rep {replicate + 1} " if replicates > 1 else ""
+    return f"{prefix}round {round_} {scheme}"
+
+
 def segment_result(rows: list[dict[str, Any]]) -> SegmentResult:
     best = min(rows, key=lambda r: (r["val_loss"], r["iteration"]))
     first = rows[0]

@@ -29,9 +29,7 @@ def key_of(record: dict[str, Any]) -> Key:
 
 
 def segment_label(key: Key, replicates: int = 1) -> str:
-    rep, round_, scheme = key
-    prefix = f"rep {rep + 1} " if replicates > 1 else ""
-    return f"{prefix}round {round_} {scheme}"
+    return results.segment_label(*key, replicates)
 
 
 def layer_name(param: str) -> str:

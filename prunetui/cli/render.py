@@ -30,11 +30,7 @@ from prunetui.events import (
     SegmentStarted,
     TrainProgress,
 )
-
-
-def segment_label(replicate: int, round_: int, scheme: str, replicates: int) -> str:
-    rep = f"rep {replicate + 1} " if replicates > 1 else ""
-    return f"{rep}round {round_} {scheme}"
+from prunetui.results import segment_label
 
 
 class EventView:
