@@ -87,6 +87,9 @@ class TrainConfig:
     seed: int = 0
     replicates: int = 1
     device: str = "auto"
+    # CPU threads for training; 0 = fitted to the free cores when the run starts. The value
+    # used is recorded in the run directory and kept on resume (thread count changes float sums).
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def validate(cfg: Config) -> Config:
     _check_positive("train.seed", t.seed, zero_ok=True)
     _check_range("train.replicates", t.replicates, 1, 100)
     _check_choice("train.device", t.device, DEVICES)
+    _check_range("train.threads", t.threads, 0, 1024)
     for s in p.schemes:
         k = rewind_iteration(s)
         if k and t.epochs == 0 and k >= t.iterations:

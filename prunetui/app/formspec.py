@@ -98,6 +98,7 @@ FIELDS: tuple[Field, ...] = (
     Field("train.seed", "Seed", "int", section="Training"),
     Field("train.replicates", "Replicates", "int", section="Training"),
     Field("train.device", "Device", "select", _choices(config.DEVICES), section="Training"),
+    Field("train.threads", "CPU threads (0 = auto)", "int", section="Training"),
 )
 BY_KEY = {f.key: f for f in FIELDS}
 FORM_ONLY = ("prune.stop_by", "prune.late_rewind", "train.length_by")
