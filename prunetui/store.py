@@ -137,27 +137,123 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> int:
         raise _disk_error(path, err) from err
 
 
+# Keys (and their JSON types) a row needs before readers can use it; a row without them is
+# reported as damaged, like a line that is not JSON.
+_NUMBER = (int, float)
+METRICS_KEYS: dict[str, type | tuple[type, ...]] = {
+    "replicate": int, "round": int, "scheme": str, "iteration": int, "remaining": _NUMBER,
+    "val_loss": _NUMBER, "val_acc": _NUMBER, "test_acc": _NUMBER,
+}
+SPARSITY_KEYS: dict[str, type | tuple[type, ...]] = {
+    "replicate": int, "round": int, "scheme": str, "remaining": _NUMBER, "layers": dict,
+    "counts": dict,
+}
+Required = dict[str, type | tuple[type, ...]]
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """A damaged line of a JSON-lines file; readers warn about it and use the other lines."""
+
+    path: Path
+    line: int  # 1-based
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name} line {self.line}: {self.reason}"
+
+
+def _row_problem(record: Any, required: Required | None) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if required:
+        for key, kind in required.items():
+            value = record.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return f"{key!r} missing" if value is None else f"{key!r} is not a {_kind(kind)}"
+    return None
+
+
+def _kind(kind: type | tuple[type, ...]) -> str:
+    return "number" if kind == _NUMBER else getattr(kind, "__name__", str(kind))
+
+
+def _parse(path: Path, data: bytes, first_line: int, required: Required | None
+           ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+    """Records and damaged lines of ``data`` (complete lines only), numbered from first_line."""
+    records: list[dict[str, Any]] = []
+    problems: list[LineProblem] = []
+    loads = json.loads
+    for number, line in enumerate(data.split(b"\n"), first_line):
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+            problems.append(LineProblem(path, number, "not valid JSON"))
+            continue
+        reason = _row_problem(record, required)
+        if reason is None:
+            records.append(record)
+        else:
+            problems.append(LineProblem(path, number, reason))
+    return records, problems
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete records; a torn last line (killed mid-write) is ignored."""
+    """All complete records; a torn last line (killed mid-write) is ignored, so are bad lines."""
     records, _ = read_jsonl_from(path, 0)
     return records
 
 
+def read_jsonl_checked(path: Path, required: Required | None = None
+                       ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+    """Good records and the damaged lines (not JSON, or missing a ``required`` key).
+
+    A torn last line without its newline is not reported: that is a kill mid-write, and the
+    next resume cuts it off.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    end = data.rfind(b"\n")
+    return _parse(path, data[:end], 1, required) if end >= 0 else ([], [])
+
+
+def torn_tail(path: Path) -> bool:
+    """Whether ``path`` ends in a line without its newline."""
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
 def read_jsonl_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     """Records from byte ``offset`` on, and the offset after the last complete line."""
+    records, end, _, _ = _read_from(path, offset, 1, None)
+    return records, end
+
+
+def _read_from(path: Path, offset: int, first_line: int, required: Required | None
+               ) -> tuple[list[dict[str, Any]], int, int, list[LineProblem]]:
+    """Records, new offset, number of complete lines read, and damaged lines from ``offset``."""
     try:
         with path.open("rb") as fh:
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
-        return [], offset
-    records = []
-    end = data.rfind(b"\n") + 1
-    for line in data[:end].splitlines():
-        if line.strip():
-            with contextlib.suppress(json.JSONDecodeError):
-                records.append(json.loads(line))
-    return records, offset + end
+        return [], offset, 0, []
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset, 0, []
+    chunk = data[:end]
+    records, problems = _parse(path, chunk, first_line, required)
+    return records, offset + end + 1, chunk.count(b"\n") + 1, problems
 
 
 def truncate(path: Path, size: int) -> None:
@@ -170,17 +266,34 @@ def truncate(path: Path, size: int) -> None:
 
 
 class JsonlTail:
-    """Incremental reader of a growing JSON-lines file (for live views of a run)."""
+    """Incremental reader of a growing JSON-lines file (for live views of a run).
 
-    def __init__(self, path: Path) -> None:
+    Damaged lines are skipped; :meth:`read_new_checked` returns them, and ``problems`` keeps
+    all those seen since the file was last read from its start.
+    """
+
+    def __init__(self, path: Path, required: Required | None = None) -> None:
         self.path = path
+        self.required = required
         self.offset = 0
+        self.lines = 0  # complete lines read so far (line numbers of problems)
+        self.problems: list[LineProblem] = []
 
     def read_new(self) -> list[dict[str, Any]]:
-        if self.path.exists() and self.path.stat().st_size < self.offset:
-            self.offset = 0  # truncated by a resume: read again from the start
-        records, self.offset = read_jsonl_from(self.path, self.offset)
+        records, _ = self.read_new_checked()
         return records
+
+    def read_new_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+        if self.path.exists() and self.path.stat().st_size < self.offset:
+            # truncated by a resume: read again from the start
+            self.offset, self.lines, self.problems = 0, 0, []
+        if self.offset == 0:
+            self.lines = 0
+        records, self.offset, count, problems = _read_from(self.path, self.offset,
+                                                           self.lines + 1, self.required)
+        self.lines += count
+        self.problems.extend(problems)
+        return records, problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,10 +402,32 @@ class RunDir:
 
     # --- records ---
     def metrics(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.metrics_path)
+        return self.metrics_checked()[0]
 
     def sparsity(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.sparsity_path)
+        return self.sparsity_checked()[0]
+
+    def metrics_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+        """Usable metric rows and the damaged lines (see :func:`read_jsonl_checked`)."""
+        return self._checked(self.metrics_path, METRICS_KEYS)
+
+    def sparsity_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+        return self._checked(self.sparsity_path, SPARSITY_KEYS)
+
+    def metrics_tail(self) -> JsonlTail:
+        return JsonlTail(self.metrics_path, METRICS_KEYS)
+
+    def sparsity_tail(self) -> JsonlTail:
+        return JsonlTail(self.sparsity_path, SPARSITY_KEYS)
+
+    def _checked(self, path: Path, required: Required
+                 ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+        records, problems = read_jsonl_checked(path, required)
+        # A torn last line is a kill mid-write while running; in a finished run it is damage.
+        if torn_tail(path) and self.read_status().state == FINISHED:
+            line = _last_line_number(path)
+            problems.append(LineProblem(path, line, "cut off (the run had finished)"))
+        return records, problems
 
     def config_text(self) -> str:
         return self.config_path.read_text(encoding="utf-8")
@@ -301,6 +436,12 @@ class RunDir:
         from prunetui import config
 
         return config.load(self.config_path)
+
+
+def _last_line_number(path: Path) -> int:
+    """Line number of the last line of ``path`` (1-based)."""
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) + 1
 
 
 def create_run(out_dir: str | Path, name: str, config_text: str) -> RunDir:

@@ -65,6 +65,56 @@ def test_jsonl_ignores_a_torn_last_line_and_tails_incrementally(tmp_path):
     assert tail.read_new() == [{"a": 4}]  # a file cut back is re-read from the start
 
 
+def _metric_row(i: int) -> dict:
+    return {"replicate": 0, "round": 0, "scheme": "dense", "iteration": i, "remaining": 1.0,
+            "val_loss": 0.5, "val_acc": 0.9, "test_acc": 0.9}
+
+
+def test_damaged_lines_are_named_and_the_rest_is_read(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for i in range(4):
+        store.append_jsonl(path, _metric_row(i))
+    data = bytearray(path.read_bytes())
+    second = data.index(b"\n") + 1
+    data[second] = ord("#")  # line 2 no longer JSON
+    path.write_bytes(bytes(data))
+    store.append_jsonl(path, {"replicate": 0, "round": 0})  # line 5: keys missing
+    with path.open("ab") as fh:
+        fh.write(b'{"replicate"')  # torn last line: a kill mid-write, not damage
+    records, problems = store.read_jsonl_checked(path, store.METRICS_KEYS)
+    assert [r["iteration"] for r in records] == [0, 2, 3]
+    assert [str(p) for p in problems] == ["metrics.jsonl line 2: not valid JSON",
+                                          "metrics.jsonl line 5: 'scheme' missing"]
+    assert store.read_jsonl(path)[0] == _metric_row(0)  # the old reader still works
+
+
+def test_tail_numbers_damaged_lines_across_reads(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = store.JsonlTail(path, store.METRICS_KEYS)
+    store.append_jsonl(path, _metric_row(0))
+    with path.open("ab") as fh:
+        fh.write(b"\xff\xfe\n")
+    assert [len(x) for x in tail.read_new_checked()] == [1, 1]
+    store.append_jsonl(path, _metric_row(1))
+    store.append_jsonl(path, {**_metric_row(2), "val_acc": "high"})
+    records, problems = tail.read_new_checked()
+    assert [r["iteration"] for r in records] == [1]
+    assert [str(p) for p in problems] == ["metrics.jsonl line 4: 'val_acc' is not a number"]
+    assert [p.line for p in tail.problems] == [2, 4]
+
+
+def test_a_finished_run_with_a_cut_off_last_line_reports_it(tmp_path):
+    run = store.create_run(tmp_path, "r", "")
+    store.append_jsonl(run.metrics_path, _metric_row(0))
+    with run.metrics_path.open("ab") as fh:
+        fh.write(b'{"replicate": 0, "ro')
+    run.write_status(store.INTERRUPTED)
+    assert run.metrics_checked()[1] == []  # killed mid-write: the resume cuts it off
+    run.write_status(store.FINISHED)
+    assert [str(p) for p in run.metrics_checked()[1]] == [
+        "metrics.jsonl line 2: cut off (the run had finished)"]
+
+
 def test_status_of_a_dead_process_reads_as_interrupted(tmp_path):
     run = store.create_run(tmp_path, "r", "")
     proc = subprocess.Popen(["true"])
