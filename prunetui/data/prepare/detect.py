@@ -1,0 +1,75 @@
+"""Face detection with facenet-pytorch's MTCNN, and the choice of which faces to keep.
+
+torch is imported only when a detector is made."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from prunetui.data.prepare.settings import PrepareError, Settings
+from prunetui.data.prepare.skips import REASONS, Skip
+
+Detection = tuple[np.ndarray, np.ndarray]  # boxes (n, 4) as x1 y1 x2 y2, probabilities (n,)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise PrepareError(f"--device {device!r} is not a torch device ({err}).") from err
+    return device
+
+
+class FaceDetector:
+    """facenet-pytorch's MTCNN (its weights ship in the wheel) over lists of same-size images."""
+
+    def __init__(self, device: str = "auto") -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        self.device = resolve_device(device)
+        try:
+            self.mtcnn = MTCNN(keep_all=True, device=torch.device(self.device))
+        except (RuntimeError, AssertionError) as err:
+            raise PrepareError(f"--device {device!r} cannot be used here ({err}). Try "
+                               "--device cpu.") from err
+
+    def detect(self, images: Sequence[Image.Image], min_face: int) -> list[Detection | Skip]:
+        self.mtcnn.min_face_size = min_face
+        try:
+            boxes, probs = self.mtcnn.detect(list(images))
+        except Exception as err:  # why: one odd image must not sink its batch; retry one by one
+            if len(images) > 1:
+                return [r for im in images for r in self.detect([im], min_face)]
+            return [Skip("detect_failed", f"{REASONS['detect_failed']}: {err}")]
+        return [_as_arrays(b, p) for b, p in zip(boxes, probs, strict=True)]
+
+
+def _as_arrays(boxes: Any, probs: Any) -> Detection:
+    if boxes is None:
+        return np.zeros((0, 4)), np.zeros(0)
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+            np.asarray(probs, dtype=np.float64).reshape(-1))
+
+
+def choose_faces(detection: Detection, settings: Settings) -> np.ndarray:
+    """The boxes to save, largest first: one for "largest", every confident one for "all"."""
+    boxes, probs = detection
+    if len(boxes) == 0:
+        raise Skip("no_face", f"no face of at least {settings.min_face_size} px found (a smaller "
+                              "--min-face-size finds smaller faces)")
+    confident = boxes[probs >= settings.min_confidence]
+    if len(confident) == 0:
+        raise Skip("low_confidence", f"{len(boxes)} face(s) found, best confidence "
+                                     f"{probs.max():.3f} < {settings.min_confidence}")
+    area = (confident[:, 2] - confident[:, 0]) * (confident[:, 3] - confident[:, 1])
+    ordered = confident[np.argsort(-area, kind="stable")]
+    return ordered[:1] if settings.faces == "largest" else ordered
