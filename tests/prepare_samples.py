@@ -64,6 +64,8 @@ EXPECTED: dict[str, str | None] = {
     "tony/first_frame.gif": None,
     "tony/gradient.png": "no_face",
     "tony/gray16.png": None,
+    "tony/gray16_8bit.png": None,
+    "tony/gray8.png": None,
     "tony/huge.jpg": None,
     "tony/nested": "subfolder",
     "tony/rgba.png": None,
@@ -116,7 +118,9 @@ def build_source(root: Path, src: Path) -> Path:
     rgba.save(tony / "rgba.png")
     blair.convert("CMYK").save(tony / "cmyk.jpg")
     gray16 = np.asarray(blair.convert("L"), dtype=np.uint16) * 257
-    Image.fromarray(gray16).save(tony / "gray16.png")  # mode I;16
+    Image.fromarray(gray16).save(tony / "gray16.png")  # mode I;16, values up to 65535
+    blair.convert("L").save(tony / "gray8.png")
+    blair.convert("L").convert("I;16").save(tony / "gray16_8bit.png")  # I;16, values 0..255
     blair.save(tony / "bmp.bmp")
     blair.save(tony / "webp.webp", quality=90)
     blair.save(tony / "first_frame.gif", save_all=True,

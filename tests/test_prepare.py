@@ -105,7 +105,7 @@ def test_report_file_counts_people_and_reasons(reference):
     assert tony["faces_saved"] + sum(tony["skipped"].values()) == tony["photos"]
     assert tony["skipped"]["no_face"] == 2
     assert data["totals"]["skipped_by_reason"]["hidden"] == 2
-    assert describe_prepared(dst) == [("celeb", 1), ("colin", 3), ("tony", 11)]
+    assert describe_prepared(dst) == [("celeb", 1), ("colin", 3), ("tony", 13)]
 
 
 def test_every_variant_of_one_photo_gives_that_face(reference):
@@ -114,8 +114,8 @@ def test_every_variant_of_one_photo_gives_that_face(reference):
     dst, _, _, _ = reference
     tony = dst / "tony"
     plain = gray(tony / "Tony_Blair_0001.jpg.png")
-    for name in ("bmp.bmp", "rgba.png", "cmyk.jpg", "gray16.png", "first_frame.gif",
-                 "webp.webp", "rotated.jpg", "huge.jpg"):
+    for name in ("bmp.bmp", "rgba.png", "cmyk.jpg", "gray16.png", "gray16_8bit.png",
+                 "first_frame.gif", "webp.webp", "rotated.jpg", "huge.jpg"):
         assert np.corrcoef(plain, gray(tony / f"{name}.png"))[0, 1] > 0.8, name
     for other in ("a.jpg", "a.png"):  # other photos of the same man: clearly different crops
         assert np.corrcoef(plain, gray(tony / f"{other}.png"))[0, 1] < 0.6, other
@@ -266,10 +266,25 @@ def test_output_names_never_collide():
         assert len(set(names)) == len(names) == len(files) * count
 
 
-def test_sixteen_bit_gray_is_scaled_not_clipped():
-    ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)
+@pytest.mark.parametrize(("dtype", "scale", "offset"), [
+    (np.uint16, 257, 0),  # full-range 16-bit: scaled, not clipped at 255
+    (np.uint16, 1, 0),  # 8-bit values in a 16-bit image: kept, not scaled down to black
+    (np.uint16, 16, 100),  # 12-bit values, offset: stretched over 0..255
+    (np.int32, -1000, 5),  # mode I
+    (np.float32, 0.5, -3),  # mode F
+])
+def test_deep_gray_is_stretched_by_its_own_range(dtype, scale, offset):
+    ramp = (np.arange(256).reshape(16, 16) * scale + offset).astype(dtype)
     rgb = np.asarray(to_rgb(Image.fromarray(ramp)))
-    assert rgb[..., 0].ravel().tolist() == list(range(256))
+    expected = list(range(256)) if scale > 0 else list(range(255, -1, -1))
+    assert rgb[..., 0].ravel().tolist() == expected
+
+
+def test_sixteen_bit_copy_of_an_8_bit_photo_gives_the_8_bit_face(reference):
+    """Issue #10: ``convert("I;16")`` of an 8-bit photo (values 0..255) came out black."""
+    tony = reference[0] / "tony"
+    eight, sixteen = gray(tony / "gray8.png.png"), gray(tony / "gray16_8bit.png.png")
+    assert np.corrcoef(eight, sixteen)[0, 1] > 0.9  # same face; other photos of him < 0.6
 
 
 def test_huge_rotated_photo_is_detected_on_a_small_upright_copy(src):

@@ -39,9 +39,14 @@ def _decoding() -> Iterator[None]:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit / 32-bit / float gray scaled to 0..255 (Pillow's own convert clips at 255)."""
+    """16-bit / 32-bit / float gray stretched from its own min..max to 0..255.
+
+    Pillow's own convert clips at 255. Scaling 16-bit by 0..65535 blacked out 8-bit photos
+    stored as 16-bit (``convert("I;16")``, ``astype(uint16)``: values 0..255), losing their
+    faces; a full-range 16-bit image spans 0..65535, so its own range is the type's.
+    """
     a = np.asarray(img, dtype=np.float32)
-    lo, hi = (0.0, 65535.0) if img.mode.startswith("I;16") else (float(a.min()), float(a.max()))
+    lo, hi = float(a.min()), float(a.max())
     a = (a - lo) * (255.0 / max(hi - lo, 1e-6))
     return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
 
