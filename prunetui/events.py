@@ -37,6 +37,8 @@ class RunStarted(Event):
     iterations_per_epoch: int
     device: str
     resumed: bool = False
+    threads: int = 0  # CPU threads training uses (recorded in runtime.json)
+    cpu: str = ""  # how they were chosen and the OpenMP waiting, for first lines
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class RichRunView(EventView):
             self.segment_task = p.add_task("segment", total=event.iterations_per_round, info="")
             verb = "Resuming" if event.resumed else "Running"
             self.console.print(f"{verb} {event.run_dir} on {event.device}")
+            if event.cpu:
+                self.console.print(event.cpu, highlight=False)
         elif isinstance(event, SegmentStarted) and self.segment_task is not None:
             label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
             self.segment_total = event.total_iterations
@@ -115,6 +117,8 @@ class PlainRunView(EventView):
             verb = "resuming" if event.resumed else "starting"
             self._line(f"{verb} {event.run_dir} on {event.device}: {event.rounds} rounds x "
                        f"{', '.join(event.schemes)}, {event.iterations_per_round} iterations each")
+            if event.cpu:
+                self._line(event.cpu)
         elif isinstance(event, SegmentStarted):
             label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
             self._line(f"{label}: {100 * event.remaining:.2f}% of weights left, from iteration "
