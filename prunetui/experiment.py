@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from prunetui import pruning, schemes, store
+from prunetui import pruning, schemes, store, threads
 from prunetui.config import Config, rewind_iteration
 from prunetui.data import TensorData, load_data
 from prunetui.events import (
@@ -181,6 +181,8 @@ class Experiment:
 
     # ------------------------------------------------------------------ main loop
     def _execute(self) -> None:
+        # Before any torch work: the thread count can change float sums (a resume reuses it).
+        cpu = threads.start_run(self.run.path, self.cfg.train.threads, str(self.device))
         data = self._prepare_data()
         self.model = build_model(self.cfg.model, data.input_shape, data.num_classes)
         self.model.to(self.device)
@@ -191,7 +193,8 @@ class Experiment:
             arch=self.cfg.model.arch, schemes=tuple(self.cfg.prune.schemes),
             rounds=self.cfg.num_rounds, replicates=self.cfg.train.replicates,
             iterations_per_round=self.total, iterations_per_epoch=self.per_epoch,
-            device=str(self.device), resumed=done > 0 or resume is not None))
+            device=str(self.device), resumed=done > 0 or resume is not None,
+            threads=cpu.threads, cpu=f"{cpu.describe()}, {threads.wait_policy_label()}"))
         replicate: ReplicateState | None = None
         for index, seg in enumerate(self.segments):
             if replicate is None or replicate.index != seg.replicate:
