@@ -7,3 +7,12 @@ from prunetui.threads import set_wait_policy
 set_wait_policy()
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # prunetui.load_pruned without importing torch at "import prunetui" (the app starts fast).
+    if name == "load_pruned":
+        from prunetui.export import load_pruned
+
+        return load_pruned
+    raise AttributeError(f"module 'prunetui' has no attribute {name!r}")

@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("run", help="run directory, e.g. models/<name>")
     report.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     report.add_argument("--no-plot", action="store_true", help="table only")
+    report.add_argument("--size", action="store_true",
+                        help="also measure file size and latency per round (prunetui export)")
+    report.add_argument("--scheme", help="with --size: the scheme to measure (default: that "
+                        "of the default export choice)")
     report.set_defaults(func=cmd_report)
 
 
@@ -194,4 +198,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.no_plot and len({r.round for r in rows}) > 1:
         width = min(out.width, 100)
         out.print(Text.from_ansi(lottery_plot(rows, width, 20)))
+    if args.size:
+        from prunetui.cli.export import size_report
+
+        return size_report(args.run, args.scheme, plot=not args.no_plot)
     return EXIT_OK

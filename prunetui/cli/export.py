@@ -1,0 +1,209 @@
+"""``prunetui export`` and the ``report --size`` view: compact models and their measured cost."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from prunetui import results, store
+
+if TYPE_CHECKING:
+    from prunetui.footprint import Footprint
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+SIZE_FORMATS = ("sparse", "dense", "shrunk")
+LATENCY_BACKENDS = (("dense", "dense"), ("sparse", "scipy-csr"), ("shrunk", "shrunk"))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a finished round as a compact model file",
+        description="Write one finished round of a run as a model file that loads with "
+        "prunetui.load_pruned(OUT). Without --round/--scheme, picks the smallest fraction of "
+        "weights left whose test accuracy at early stop is at most 0.5 points below the dense "
+        "network's.")
+    p.add_argument("run", help="run directory, e.g. models/<name>")
+    p.add_argument("out", help="file to write, e.g. model.pt")
+    p.add_argument("--round", type=int, help="round to export (0 = the dense network)")
+    p.add_argument("--scheme", help="scheme to export, e.g. rewind")
+    p.add_argument("--replicate", type=int, default=0, help="replicate (default 0)")
+    p.add_argument("--format", default="sparse", choices=SIZE_FORMATS,
+                   help="sparse: surviving weights only (CSR or bitmask); dense: the masked "
+                   "state dict; shrunk: dead units and channels removed (default: sparse)")
+    p.set_defaults(func=cmd_export)
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+def _error(message: str, code: int) -> int:
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+    return code
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f}"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run = store.RunDir(args.run)
+    if not run.exists():
+        return _error(f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+    from prunetui.export import ExportError, build_export, choose, load_source
+
+    out = _console()
+    try:
+        choice = choose(run, args.round, args.scheme, args.replicate)
+        src = load_source(run, choice)
+    except ExportError as err:
+        return _error(str(err), EXIT_USAGE)
+    what = (f"round {choice.round} ({choice.scheme}, {100 * src.remaining:.1f}% of weights "
+            f"left, test accuracy {100 * src.early_stop_test_acc:.2f}% at early stop)")
+    if args.round is not None and args.scheme is not None:
+        out.print(f"Exporting {what}.")
+    else:
+        out.print(f"Chose {what}: {choice.reason}. Pick another with --round and --scheme.")
+    try:
+        exported = build_export(src, args.format)
+        dense_size = len(exported.data) if args.format == "dense" else \
+            len(build_export(src, "dense").data)
+        store.atomic_write(Path(args.out), lambda fh: fh.write(exported.data))
+    except ExportError as err:
+        return _error(str(err), EXIT_USAGE)
+    except store.StoreError as err:
+        return _error(str(err), EXIT_RUNTIME)
+    if exported.message:
+        out.print(exported.message)
+    size = len(exported.data)
+    out.print(f"Wrote {args.out}: {args.format}, {_kib(size)} KiB "
+              f"({100 * size / dense_size:.1f}% of the dense file, {_kib(dense_size)} KiB). "
+              f"The exported weights score {100 * src.test_acc:.2f}% on the test set.")
+    load = f"import prunetui; m = prunetui.load_pruned('{args.out}')"
+    out.print(f'Load it with: python -c "{load}"')
+    return EXIT_OK
+
+
+# --- report --size ---------------------------------------------------------------------------
+
+
+def size_report(run_path: str, scheme: str | None, replicate: int = 0,
+                plot: bool = True) -> int:
+    """Print the size-and-speed table (and plots) of a run; called by ``report --size``."""
+    from rich.progress import Progress
+
+    from prunetui.export import ExportError
+    from prunetui.footprint import run_footprints
+
+    run = store.RunDir(run_path)
+    out = _console()
+    try:
+        with Progress(console=_console(stderr=True), transient=True) as progress:
+            task = progress.add_task("measuring size and latency", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            scheme, rows = run_footprints(run, scheme, replicate, on_progress=on_progress)
+    except ExportError as err:
+        return _error(str(err), EXIT_USAGE)
+    for table in footprint_tables(rows, f"{run.name}: {scheme}"):
+        out.print(table)
+    out.print("compr. = all / nonzero parameters; speedup = dense / nonzero FLOPs (ShrinkBench); "
+              "latency = median per call; sparse = scipy CSR (LeNet; LightCNN loads its sparse "
+              "file into dense convolutions).")
+    if plot and len(rows) > 1:
+        width = min(out.width, 100)
+        out.print(Text.from_ansi(size_plot(rows, width, 16)))
+        out.print(Text.from_ansi(latency_plot(rows, width, 16)))
+    return EXIT_OK
+
+
+def _us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1e6 * seconds:,.0f}"
+
+
+def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
+    size = Table(title=f"{title}: size (KiB)")
+    for col in ("round", "left %", "test %", "compr.", "speedup", *SIZE_FORMATS):
+        size.add_column(col, justify="right")
+    for r in rows:
+        size.add_row(str(r.round), f"{100 * r.remaining:.1f}", f"{100 * r.test_acc:.2f}",
+                     f"{r.compression:.1f}x", f"{r.speedup:.1f}x",
+                     *(_kib(r.sizes.get(f)) for f in SIZE_FORMATS))
+    tables = [size]
+    devices = sorted({d for r in rows for d, _, _ in r.latency}, key=lambda d: d != "cpu")
+    for device in devices:
+        batches = sorted({b for r in rows for d, _, b in r.latency if d == device})
+        t = Table(title=f"{title}: {device.upper()} latency (µs)")
+        t.add_column("round", justify="right")
+        t.add_column("left %", justify="right")
+        for b in batches:
+            for label, _ in LATENCY_BACKENDS:
+                t.add_column(f"b{b} {label}", justify="right")
+        for r in rows:
+            cells = [_us(r.latency.get((device, backend, b)))
+                     for b in batches for _, backend in LATENCY_BACKENDS]
+            t.add_row(str(r.round), f"{100 * r.remaining:.1f}", *cells)
+        tables.append(t)
+    return tables
+
+
+def _axis(rows: Sequence[Footprint]) -> tuple[list[float], list[float], list[str]]:
+    xs = [results.pruning_axis(r.remaining) for r in rows]
+    ticks, labels = results.percent_ticks(r.remaining for r in rows)
+    return xs, ticks, labels
+
+
+def _finish_plot(plt, ticks: list[float], labels: list[str], ylabel: str, title: str) -> str:
+    if ticks:
+        plt.xticks(ticks, labels)
+        plt.xlim(min(ticks) - 0.05, max(ticks) + 0.05)
+    plt.xlabel("weights remaining % (log scale)")
+    plt.ylabel(ylabel)
+    plt.title(title)
+    return plt.build()
+
+
+def size_plot(rows: Sequence[Footprint], width: int, height: int) -> str:
+    import plotext as plt
+
+    from prunetui.cli.render import MARKERS
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plt.theme("pro")
+    xs, ticks, labels = _axis(rows)
+    for i, fmt in enumerate(SIZE_FORMATS):
+        pts = [(x, r.sizes[fmt] / 1024) for x, r in zip(xs, rows, strict=True)
+               if r.sizes.get(fmt) is not None]
+        if pts:
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=fmt,
+                     marker=MARKERS[i % len(MARKERS)])
+    return _finish_plot(plt, ticks, labels, "KiB", "File size")
+
+
+def latency_plot(rows: Sequence[Footprint], width: int, height: int, batch: int = 1) -> str:
+    import plotext as plt
+
+    from prunetui.cli.render import MARKERS
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plt.theme("pro")
+    xs, ticks, labels = _axis(rows)
+    for i, (label, backend) in enumerate(LATENCY_BACKENDS):
+        pts = [(x, 1e6 * r.latency[("cpu", backend, batch)]) for x, r in zip(xs, rows, strict=True)
+               if ("cpu", backend, batch) in r.latency]
+        if pts:
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label,
+                     marker=MARKERS[i % len(MARKERS)])
+    return _finish_plot(plt, ticks, labels, "µs", f"CPU latency, batch {batch}")

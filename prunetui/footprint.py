@@ -1,0 +1,278 @@
+"""What a pruned network costs: parameters, FLOPs, file sizes and measured inference latency.
+
+FLOPs follow ShrinkBench (Blalock et al., 2020): multiply-adds of the Linear and Conv2d weights
+(``in * out`` for a Linear layer, ``in * out * kh * kw * output positions`` for a convolution);
+a layer's nonzero FLOPs are its dense FLOPs times its fraction of nonzero weights. Theoretical
+speedup is dense / nonzero FLOPs, compression ratio total / nonzero parameters.
+
+Latency backends (``BACKENDS``), each a callable from a model-ready float tensor to logits:
+
+- ``dense``: the masked network in PyTorch (what training produced);
+- ``shrunk``: the shrunk network (shrink.py) in PyTorch;
+- ``scipy-csr``: every Linear weight a ``scipy.sparse`` CSR matrix, activations kept as
+  (features x batch) NumPy arrays (LeNet only);
+- ``torch-csr``: the same with ``torch.sparse`` CSR tensors (LeNet only).
+
+LightCNN-9 has no sparse backend: CPU PyTorch has no sparse convolution, so its sparse file is
+loaded into dense convolutions. Timing: ``torch.inference_mode``, warm-up calls, then the
+median of many repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from prunetui import store
+from prunetui.export import (
+    FORMATS,
+    Choice,
+    ExportError,
+    PrunedModel,
+    Source,
+    build_export,
+    chain_of,
+    choose,
+    finished_segments,
+    load_source,
+    model_from,
+    read_bytes,
+)
+from prunetui.results import DENSE
+
+BACKENDS = ("dense", "shrunk", "scipy-csr", "torch-csr")
+SPARSE_BACKEND = "scipy-csr"  # the sparse path the report shows (chosen by benchmark)
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    """(total, nonzero) over every parameter, biases included."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(int((p != 0).sum()) for p in params)
+
+
+def flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(dense, nonzero) multiply-adds of one forward pass on one input, ShrinkBench-style."""
+    dense, nonzero = [0], [0.0]
+
+    def hook(module: nn.Module, inputs, output: torch.Tensor) -> None:
+        weight = module.weight
+        per_output = weight[0].numel()  # in (Linear) or in * kh * kw (Conv2d)
+        positions = output.shape[2] * output.shape[3] if output.dim() == 4 else 1
+        # MFM layers return half their filters' channels; count every filter.
+        layer = weight.shape[0] * per_output * positions
+        dense[0] += layer
+        nonzero[0] += layer * float((weight != 0).sum()) / weight.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Linear, nn.Conv2d))]
+    try:
+        with torch.inference_mode():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return dense[0], round(nonzero[0])
+
+
+def file_sizes(src: Source) -> dict[str, int | None]:
+    """Bytes of each export format (None where it cannot be made, e.g. nothing to shrink into)."""
+    sizes: dict[str, int | None] = {}
+    for fmt in FORMATS:
+        try:
+            sizes[fmt] = len(build_export(src, fmt).data)
+        except ExportError:  # an unshrinkable network: the report shows "-"
+            sizes[fmt] = None
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends
+
+
+def linear_chain(model: nn.Module) -> list[nn.Linear] | None:
+    """The Linear layers of a ReLU MLP (LeNet-300-100), or None for other networks."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if chain_of(model) and all(type(m) is nn.Linear for m in layers) \
+            and not any(c.mfm for c in chain_of(model)):
+        return layers
+    return None
+
+
+def scipy_forward(layers: list[nn.Linear], input_index: torch.Tensor | None = None) -> Forward:
+    import numpy as np
+    import scipy.sparse
+
+    mats = [scipy.sparse.csr_matrix(m.weight.detach().numpy()) for m in layers]
+    biases = [m.bias.detach().numpy()[:, None].copy() for m in layers]
+    index = None if input_index is None else input_index.numpy()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(x.shape[0], -1).numpy()
+        if index is not None:
+            h = h[:, index]
+        h = np.ascontiguousarray(h.T)  # features x batch: each row of W streams over the batch
+        for i, (w, b) in enumerate(zip(mats, biases, strict=True)):
+            h = w @ h
+            h += b
+            if i < len(mats) - 1:
+                np.maximum(h, 0, out=h)
+        return torch.from_numpy(np.ascontiguousarray(h.T))
+
+    return forward
+
+
+def torch_csr_forward(layers: list[nn.Linear]) -> Forward:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, measured here
+        warnings.simplefilter("ignore", UserWarning)
+        mats = [m.weight.detach().to_sparse_csr() for m in layers]
+    biases = [m.bias.detach()[:, None] for m in layers]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(x.shape[0], -1).T.contiguous()
+        for i, (w, b) in enumerate(zip(mats, biases, strict=True)):
+            h = torch.addmm(b, w, h)
+            if i < len(mats) - 1:
+                h = torch.relu(h)
+        return h.T
+
+    return forward
+
+
+def shrunk_model(src: Source) -> PrunedModel | None:
+    """The shrunk network as load_pruned gives it (None when it cannot be shrunk)."""
+    try:
+        exported = build_export(src, "shrunk")
+    except ExportError:
+        return None
+    return model_from(*read_bytes(exported.data))
+
+
+def backends(src: Source) -> dict[str, Forward]:
+    """Every backend that applies to ``src``'s network."""
+    model = src.build()
+    out: dict[str, Forward] = {"dense": model}
+    small = shrunk_model(src)
+    if small is not None:
+        out["shrunk"] = small
+    chain = linear_chain(model)
+    if chain is not None:
+        out["scipy-csr"] = scipy_forward(chain)
+        out["torch-csr"] = torch_csr_forward(chain)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def median_latency(forward: Forward, x: torch.Tensor, repeats: int = 50, warmup: int = 5,
+                   should_stop: Callable[[], bool] | None = None) -> float:
+    """Median seconds per call of ``forward(x)``."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            forward(x)
+        for _ in range(repeats):
+            if should_stop is not None and should_stop():
+                break
+            start = time.perf_counter()
+            forward(x)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) if times else float("nan")
+
+
+@dataclass
+class Footprint:
+    """The size-and-speed row of one round."""
+
+    round: int
+    scheme: str
+    remaining: float
+    test_acc: float  # at early stop
+    compression: float
+    speedup: float
+    sizes: dict[str, int | None]
+    # seconds per call, keyed (device, backend, batch)
+    latency: dict[tuple[str, str, int], float] = field(default_factory=dict)
+
+
+def measure(src: Source, batches: tuple[int, ...] = (1, 256), repeats: int = 30,
+            should_stop: Callable[[], bool] | None = None,
+            devices: tuple[str, ...] | None = None) -> Footprint:
+    model = src.build()
+    total, nonzero = parameter_counts(model)
+    dense_flops, sparse_flops = flops(model, src.input_shape())
+    row = Footprint(round=src.round, scheme=src.scheme, remaining=src.remaining,
+                    test_acc=src.early_stop_test_acc, compression=total / max(nonzero, 1),
+                    speedup=dense_flops / max(sparse_flops, 1), sizes=file_sizes(src))
+    if devices is None:
+        devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    forwards = backends(src)
+    for device in devices:
+        for name, forward in forwards.items():
+            if device != "cpu" and name not in ("dense", "shrunk"):
+                continue
+            fn = forward.to(device) if isinstance(forward, nn.Module) else forward
+            for batch in batches:
+                if should_stop is not None and should_stop():
+                    return row
+                x = torch.randn(batch, *src.input_shape(), generator=torch.Generator()
+                                .manual_seed(0)).to(device)
+                timed = fn if device == "cpu" else _synchronized(fn)
+                row.latency[(device, name, batch)] = median_latency(timed, x, repeats,
+                                                                    should_stop=should_stop)
+    return row
+
+
+def _synchronized(forward: Forward) -> Forward:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = forward(x)
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+def default_scheme(run: store.RunDir, replicate: int = 0) -> str:
+    """The scheme of the default export choice (the first pruned scheme if that is round 0)."""
+    choice = choose(run, replicate=replicate)
+    if choice.scheme != DENSE:
+        return choice.scheme
+    return next((s.scheme for s in finished_segments(run, replicate) if s.round > 0), DENSE)
+
+
+def run_footprints(run: store.RunDir, scheme: str | None = None, replicate: int = 0,
+                   repeats: int = 30, on_progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> tuple[str, list[Footprint]]:
+    """(scheme, one Footprint per finished round of it, round 0 first) for ``run``."""
+    scheme = scheme or default_scheme(run, replicate)
+    segs = [s for s in finished_segments(run, replicate)
+            if s.round == 0 or s.scheme == scheme]
+    if not any(s.round > 0 for s in segs) and scheme != DENSE:
+        raise ExportError(f"{run.path} has no finished round of scheme {scheme!r}.")
+    rows = []
+    for i, seg in enumerate(sorted(segs, key=lambda s: s.round)):
+        if should_stop is not None and should_stop():
+            break
+        if on_progress is not None:
+            on_progress(i, len(segs))
+        src = load_source(run, Choice(replicate, seg.round, seg.scheme, ""))
+        rows.append(measure(src, repeats=repeats, should_stop=should_stop))
+    if on_progress is not None:
+        on_progress(len(rows), len(segs))
+    return scheme, rows
+
+
+__all__ = ["BACKENDS", "Footprint", "backends", "file_sizes", "flops",
+           "measure", "median_latency", "parameter_counts"]
