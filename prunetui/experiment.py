@@ -10,6 +10,7 @@ uninterrupted run, byte for byte in everything but ``elapsed_s``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import zlib
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from prunetui import pruning, schemes, store, threads
+from prunetui import integrity, pruning, schemes, store, threads
 from prunetui.config import Config, rewind_iteration
 from prunetui.data import TensorData, load_data
 from prunetui.events import (
@@ -149,31 +150,38 @@ class Experiment:
         return data
 
     def _restore_offsets(self) -> tuple[int, dict[str, Any] | None]:
-        """Index of the first unfinished segment and its resume state; cut metric files back."""
-        done = 0
-        while done < len(self.segments) and self._final_path(self.segments[done]).exists():
-            done += 1
-        resume = None
-        offsets = {"metrics_offset": 0, "sparsity_offset": 0, "elapsed_s": 0.0}
-        if done > 0:
-            offsets = store.load_checkpoint(self._final_path(self.segments[done - 1]))["store"]
-        resume_path = self.run.resume_checkpoint()
-        if done < len(self.segments) and resume_path.exists():
-            candidate = store.load_checkpoint(resume_path)
-            if tuple(candidate["segment"]) == self.segments[done].key:
-                resume = candidate
-                offsets = candidate["store"]
-        store.truncate(self.run.metrics_path, offsets["metrics_offset"])
-        store.truncate(self.run.sparsity_path, offsets["sparsity_offset"])
-        self.metrics_offset = offsets["metrics_offset"]
-        self.sparsity_offset = offsets["sparsity_offset"]
+        """Index of the first unfinished segment and its resume state; cut metric files back.
+
+        Damaged files are moved aside and the run falls back to its newest intact state
+        (integrity.plan_resume); each loss or repair is logged in one line.
+        """
+        plan = integrity.plan_resume(self.run, self.segments, self._final_path,
+                                     self._rewind_iterations())
+        for note in plan.notes:
+            self.emit(Log(note, "warning"))
+        offsets = plan.offsets
+        self.done = plan.done
+        self.metrics_log = store.JsonlLog(self.run.metrics_path, offsets["metrics_offset"])
+        self.sparsity_log = store.JsonlLog(self.run.sparsity_path, offsets["sparsity_offset"])
         self.elapsed_base = offsets["elapsed_s"]
         self.started = time.monotonic()
         self.paused_before = self.control.paused_seconds
-        return done, resume
+        return plan.done, plan.resume
+
+    def _config_text(self) -> str:
+        """config.toml as written (kept in checkpoints to restore it if it is damaged)."""
+        from prunetui.config import dumps
+
+        if store.verify(self.run.config_path) in (store.INTACT, store.UNVERIFIED):
+            return self.run.config_text()
+        return dumps(self.cfg)
 
     def _store_offsets(self) -> dict[str, Any]:
-        return {"metrics_offset": self.metrics_offset, "sparsity_offset": self.sparsity_offset,
+        """Where the metric files end, and their digests (checked on resume)."""
+        return {"metrics_offset": self.metrics_log.offset,
+                "sparsity_offset": self.sparsity_log.offset,
+                "metrics_sha256": self.metrics_log.digest(),
+                "sparsity_sha256": self.sparsity_log.digest(),
                 "elapsed_s": self._elapsed()}
 
     def _final_path(self, seg: Segment) -> Path:
@@ -187,6 +195,7 @@ class Experiment:
         self.model = build_model(self.cfg.model, data.input_shape, data.num_classes)
         self.model.to(self.device)
         self.layers = prunable_layers(self.model)
+        self.config_text = self._config_text()
         done, resume = self._restore_offsets()
         self.emit(RunStarted(
             run_dir=str(self.run.path), name=self.run.name, dataset=self.cfg.data.dataset,
@@ -203,7 +212,7 @@ class Experiment:
                 self._load_finished(seg, replicate)
                 continue
             self._run_segment(seg, replicate, data, resume if index == done else None)
-        self.run.resume_checkpoint().unlink(missing_ok=True)
+        store.remove_checked(self.run.resume_checkpoint())
 
     # ------------------------------------------------------------------ replicates
     def _fresh_state(self, seed: int) -> State:
@@ -214,19 +223,35 @@ class Experiment:
     def _replicate_state(self, rep: int, data: TensorData) -> ReplicateState:
         self.model_input_shape, self.num_classes = data.input_shape, data.num_classes
         seed = mix_seed(self.cfg.train.seed, rep)
-        init_path = self.run.replicate_dir(rep) / "init.pt"
-        if init_path.exists():
-            theta0 = store.load_checkpoint(init_path)["theta0"]
-        else:
-            theta0 = self._fresh_state(mix_seed(seed, 0))
-            store.save_checkpoint({"theta0": theta0}, init_path)
+        theta0 = self._theta0(rep, seed)
         state = ReplicateState(index=rep, seed=seed, theta0=theta0,
                                schemes=tuple(self.cfg.prune.schemes))
         for k in self._rewind_iterations():
             path = self._rewind_path(rep, k)
-            if path.exists():
+            # A damaged one still needed made plan_resume retrain the dense round instead.
+            with contextlib.suppress(store.StoreError, KeyError):
                 state.rewind_points[k] = store.load_checkpoint(path)["weights"]
         return state
+
+    def _theta0(self, rep: int, seed: int) -> State:
+        """init.pt, or theta0 regenerated from the seed when it is missing or damaged: a
+        damaged file is replaced only if the regenerated one matches its recorded digest."""
+        path = self.run.replicate_dir(rep) / "init.pt"
+        try:
+            return store.load_checkpoint(path)["theta0"]
+        except (store.StoreError, KeyError) as err:
+            problem = str(err) if path.exists() else "missing"
+            started = any(s.replicate == rep for s in self.segments[:self.done])
+            damaged = path.exists() or store.sidecar(path).exists() or started
+        theta0 = self._fresh_state(mix_seed(seed, 0))
+        data = store.checkpoint_bytes({"theta0": theta0})
+        if damaged:
+            needed = any(s.replicate == rep for s in self.segments[self.done:])
+            note = integrity.regenerate_init(self.run, path, data, rep, needed, problem)
+            self.emit(Log(note, "warning"))
+        else:
+            store.write_checked(path, data)
+        return theta0
 
     def _rewind_iterations(self) -> list[int]:
         ks = (rewind_iteration(s) for s in self.cfg.prune.schemes)
@@ -294,6 +319,7 @@ class Experiment:
         loop = LoopState()
         if resume is not None:
             loop = trainer.load_state_dict(resume["trainer"])
+            self.sparsity_record = resume.get("sparsity")
         else:
             self._record_sparsity(seg, masks)
         self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
@@ -314,7 +340,7 @@ class Experiment:
                 "val_loss": result.val_loss, "val_acc": result.val_acc,
                 "test_acc": result.test_acc, "elapsed_s": round(self._elapsed(), 3),
             }
-            self.metrics_offset = store.append_jsonl(self.run.metrics_path, row)
+            self.metrics_log.append(row)
             rows.append(row)
             self.emit(Evaluated(row))
 
@@ -324,6 +350,7 @@ class Experiment:
                 "segment": list(seg.key), "weights": self._cpu_state(),
                 "masks": {k: v.bool() for k, v in masks.items()},
                 "trainer": trainer.state_dict(loop), "rows": rows,
+                "sparsity": self.sparsity_record, "config": self.config_text,
                 "store": self._store_offsets(),
             }, path)
             self.emit(Checkpointed(str(path), loop.iteration))
@@ -351,7 +378,8 @@ class Experiment:
         record = {"replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
                   "remaining": pruning.remaining(masks),
                   "layers": pruning.layer_remaining(masks), "counts": counts}
-        self.sparsity_offset = store.append_jsonl(self.run.sparsity_path, record)
+        self.sparsity_log.append(record)
+        self.sparsity_record = record
 
     def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
                     rows: list[dict[str, Any]]) -> None:
@@ -363,6 +391,8 @@ class Experiment:
             "result": {"remaining": result.remaining,
                        "early_stop_iteration": result.early_stop_iteration,
                        "test_acc": result.test_acc, "best_val_acc": result.best_val_acc},
+            # What rebuilds damaged metric files and config.toml (integrity.plan_resume).
+            "rows": rows, "sparsity": self.sparsity_record, "config": self.config_text,
             "store": self._store_offsets(),
         }, self._final_path(seg))
         self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,

@@ -16,8 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prunetui.config import ConfigError
-from prunetui.store import RunDir
+from prunetui.store import LineProblem, RunDir
 
 DENSE = "dense"  # scheme label of round 0, shared by every scheme
 
@@ -155,13 +154,19 @@ def percent_ticks(remainings: Iterable[float], most: int = 8) -> tuple[list[floa
 
 def run_summary(run: RunDir) -> dict[str, str]:
     """One row of the runs list (shared by the CLI and the app's Runs screen)."""
+    return run_summary_checked(run)[0]
+
+
+def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]:
+    """:func:`run_summary` and the damaged lines of the run's metrics.jsonl."""
     status = run.read_status()
     try:
         cfg = run.config()
         dataset, schemes, rounds = cfg.data.dataset, ", ".join(cfg.prune.schemes), cfg.num_rounds
-    except ConfigError:
+    except (ValueError, OSError):  # ConfigError, or a damaged config.toml: the rest still shows
         dataset, schemes, rounds = "?", "?", 0
-    rows = round_results(run.metrics())
+    metrics, problems = run.metrics_checked()
+    rows = round_results(metrics)
     pruned = [r for r in rows if r.round > 0]
     best = max(pruned, key=lambda r: (r.test_acc, -r.remaining), default=None)
     dense = next((r for r in rows if r.round == 0), None)
@@ -174,4 +179,4 @@ def run_summary(run: RunDir) -> dict[str, str]:
         "dense": f"{100 * dense.test_acc:.2f}%" if dense else "-",
         "best": (f"{100 * best.test_acc:.2f}% ({best.scheme}, {100 * best.remaining:.1f}% left)"
                  if best else "-"),
-    }
+    }, problems

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,11 @@ RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "
 
 class StoreError(RuntimeError):
     """A run directory cannot be read or written; the message says what to do."""
+
+
+class CannotResume(StoreError):
+    """Damage a resume cannot repair; the message says what is lost and what still works (it
+    must not suggest the same resume again)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,8 +100,98 @@ def atomic_write(path: Path, write: Any) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+def atomic_write_text(path: Path, text: str, checksum: bool = False) -> None:
+    data = text.encode("utf-8")
+    if checksum:
+        write_checked(path, data)
+    else:
+        atomic_write(path, lambda fh: fh.write(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checksums: a sidecar ``<file>.sha256`` beside each checkpoint and run file.
+#
+# The sidecar is written *before* the file and lists the new digest and the one before it, so a
+# kill between the two writes leaves a file that still matches (its old version). A file with
+# no sidecar (older runs) is "unverified": readers try to load it.
+
+INTACT, DAMAGED, MISSING, UNVERIFIED = "intact", "damaged", "missing", "unverified"
+SIDECAR = ".sha256"
+
+
+class DamagedFile(StoreError):
+    """A file fails its checksum or cannot be parsed."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is damaged ({reason}).")
+        self.path = path
+        self.reason = reason
+
+
+def sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR)
+
+
+def recorded_digests(path: Path) -> list[str] | None:
+    """Digests the sidecar accepts for ``path``; None without a usable sidecar."""
+    try:
+        words = sidecar(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    digests = [w for w in words if _HEX64.match(w)]
+    return digests or None
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def write_checked(path: Path, data: bytes | memoryview) -> None:
+    """Atomically write ``data`` to ``path`` after its sidecar (new digest, then the previous)."""
+    digest = sha256(data)
+    previous = (recorded_digests(path) or [])[:1]
+    lines = "".join(f"{d}  {path.name}\n" for d in [digest, *previous] if d)
+    atomic_write(sidecar(path), lambda fh: fh.write(lines.encode("ascii")))
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def verify(path: Path, data: bytes | None = None) -> str:
+    """INTACT, DAMAGED (digest mismatch), MISSING or UNVERIFIED (no sidecar) for ``path``."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return MISSING
+        except OSError:
+            return DAMAGED
+    digests = recorded_digests(path)
+    if digests is None:
+        return UNVERIFIED
+    return INTACT if sha256(data) in digests else DAMAGED
+
+
+def move_aside(path: Path) -> Path | None:
+    """Rename a damaged file (and its sidecar) to ``<name>.damaged-<time>``; never deletes."""
+    if not path.exists():
+        return None
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    os.replace(path, target)
+    if sidecar(path).exists():
+        os.replace(sidecar(path), sidecar(target))
+    return target
+
+
+def remove_checked(path: Path) -> None:
+    """Delete a file that is no longer needed (resume.pt at the end) with its sidecar."""
+    path.unlink(missing_ok=True)
+    sidecar(path).unlink(missing_ok=True)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -107,18 +203,41 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     # RuntimeError from its zip writer, and we want the plain OSError to report a full disk.
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write(path, lambda fh: fh.write(buffer.getbuffer()))
+    write_checked(path, buffer.getbuffer())
+
+
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    import pickle
+    """Load a checkpoint after checking its digest; DamagedFile when it is not intact."""
+    import io
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise StoreError(f"Checkpoint {path} cannot be read ({err}).") from err
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise StoreError(f"Checkpoint {path} is missing.") from err
+    except OSError as err:
+        raise DamagedFile(path, err.strerror or str(err)) from err
+    if verify(path, data) == DAMAGED:
+        raise DamagedFile(path, "checksum mismatch")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a bad archive; all mean damage
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DamagedFile(path, f"cannot be read: {reason}") from err
+    if not isinstance(state, dict):
+        raise DamagedFile(path, "not a checkpoint")
+    return state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,6 +375,58 @@ def _read_from(path: Path, offset: int, first_line: int, required: Required | No
     return records, offset + end + 1, chunk.count(b"\n") + 1, problems
 
 
+def prefix_digest(path: Path, size: int) -> str | None:
+    """SHA-256 of the first ``size`` bytes of ``path``; None when the file is shorter."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            left = size
+            while left > 0:
+                chunk = fh.read(min(left, 1 << 20))
+                if not chunk:
+                    return None
+                digest.update(chunk)
+                left -= len(chunk)
+    except FileNotFoundError:
+        return None if size else digest.hexdigest()
+    return digest.hexdigest()
+
+
+class JsonlLog:
+    """Appends to a JSON-lines file and keeps a running SHA-256 of its content, which
+    checkpoints record so a resume can tell whether the file up to their offset is intact."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        """Continue ``path``, already cut back to ``size`` bytes (and checked)."""
+        self.path = path
+        self.offset = size
+        self._hash = hashlib.sha256()
+        if size:
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    self._hash.update(chunk)
+
+    def append(self, record: dict[str, Any]) -> int:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            with self.path.open("ab") as fh:
+                fh.write(line)
+                fh.flush()
+                self.offset = fh.tell()
+        except OSError as err:
+            raise _disk_error(self.path, err) from err
+        self._hash.update(line)
+        return self.offset
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def jsonl_bytes(records: list[dict[str, Any]]) -> bytes:
+    """The bytes :class:`JsonlLog` writes for ``records`` (to rebuild a damaged file)."""
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
+
+
 def truncate(path: Path, size: int) -> None:
     """Cut ``path`` back to ``size`` bytes (records written after the last checkpoint)."""
     if path.exists() and path.stat().st_size > size:
@@ -389,13 +560,25 @@ class RunDir:
             "updated": time.time(),
             "message": message,
         }
-        atomic_write_text(self.status_path, json.dumps(status, indent=1) + "\n")
+        atomic_write_text(self.status_path, json.dumps(status, indent=1) + "\n", checksum=True)
 
     def read_status(self) -> Status:
+        """The recorded status; a damaged status.json reads as interrupted (resume repairs it)."""
+        for _ in range(2):  # a writer may replace file and sidecar between our two reads
+            try:
+                data = self.status_path.read_bytes()
+            except OSError:
+                return Status(state=INTERRUPTED if self.exists() else "missing")
+            if verify(self.status_path, data) != DAMAGED:
+                break
+        else:
+            return Status(state=INTERRUPTED, message=f"{STATUS_FILE} is damaged")
         try:
-            raw = json.loads(self.status_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return Status(state=INTERRUPTED if self.exists() else "missing")
+            raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise ValueError(raw)
+        except ValueError:
+            return Status(state=INTERRUPTED, message=f"{STATUS_FILE} is damaged")
         return Status(state=raw.get("state", "unknown"), pid=raw.get("pid"),
                       host=raw.get("host", ""), updated=raw.get("updated", 0.0),
                       message=raw.get("message", ""))
@@ -455,7 +638,7 @@ def create_run(out_dir: str | Path, name: str, config_text: str) -> RunDir:
         run.path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _disk_error(run.path, err) from err
-    atomic_write_text(run.config_path, config_text)
+    atomic_write_text(run.config_path, config_text, checksum=True)
     return run
 
 

@@ -14,7 +14,7 @@ from prunetui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunetui.cli import data, export, prepare, run
+    from prunetui.cli import check, data, export, prepare, run
 
     parser = argparse.ArgumentParser(
         prog="prunetui",
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     prepare.register(sub)
     data.register(sub)
+    check.register(sub)
     export.register(sub)
     return parser
 

@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return _error(err, "--set and --name cannot change a run being resumed; its "
                               "config.toml is fixed.", EXIT_USAGE)
             run_dir = store.RunDir(args.resume)
+            _restore_config(run_dir)
             if not run_dir.exists():
                 return _error(err, f"{args.resume} is not a run directory (no config.toml).",
                               EXIT_USAGE)
@@ -90,11 +91,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_dir = new_run(cfg, args.out, args.name)
     except config.ConfigError as e:
         return _error(err, str(e), EXIT_USAGE)
+    except UnicodeDecodeError as e:
+        return _error(err, f"{args.resume}/config.toml is damaged ({e}) and no checkpoint holds "
+                      "a copy of it.", EXIT_RUNTIME)
     except store.StoreError as e:
         return _error(err, str(e), EXIT_USAGE)
 
     status = run_dir.read_status()
-    if status.state == store.FINISHED:
+    if status.state == store.FINISHED and not _damaged_to_repair(run_dir):
         console().print(f"{run_dir.path} has already finished; nothing to do. "
                         f"See: prunetui report {run_dir.path}")
         return EXIT_OK
@@ -108,6 +112,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     return _run_in_foreground(run_dir, plain=args.plain or not sys.stdout.isatty(),
                               created=not args.resume)
+
+
+def _restore_config(run_dir: store.RunDir) -> None:
+    """A damaged or deleted config.toml comes back from the copy kept in the checkpoints."""
+    from prunetui.integrity import restore_config
+
+    if run_dir.path.is_dir() and (note := restore_config(run_dir)):
+        _err_console().print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+
+
+def _damaged_to_repair(run_dir: store.RunDir) -> bool:
+    """A finished run with damaged files is resumed to repair them (prunetui check lists them)."""
+    from prunetui.integrity import check_run
+
+    damaged = check_run(run_dir).damaged
+    if not damaged:
+        return False
+    _err_console().print(f"[yellow]warning:[/] {run_dir.path} has finished, but "
+                         f"{len(damaged)} of its files are damaged; repairing them.",
+                         highlight=False)
+    run_dir.write_status(store.INTERRUPTED, "repairing damaged files")
+    return True
 
 
 def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int:
@@ -135,6 +161,8 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int
         return _error(err, str(e), EXIT_USAGE)
     except AlreadyRunning as e:
         return _error(err, str(e), EXIT_USAGE)
+    except store.CannotResume as e:  # never suggest the resume that just failed
+        return _error(err, str(e), EXIT_RUNTIME)
     except (store.StoreError, RuntimeError) as e:
         return _error(err, f"{e} Resume with: prunetui run --resume {run_dir.path}", EXIT_RUNTIME)
     finally:
@@ -144,6 +172,20 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int
         return EXIT_INTERRUPTED
     out.print(results_table(results.round_results(run_dir.metrics()), title=run_dir.name))
     return EXIT_OK
+
+
+def warn_lines(err: Console, run: store.RunDir, problems: list[store.LineProblem],
+               most: int = 10) -> None:
+    """One warning per damaged metrics line (file and line number); the rest is still used."""
+    for problem in problems[:most]:
+        err.print(f"[yellow]warning:[/] {escape(str(run.path / problem.path.name))} line "
+                  f"{problem.line}: {escape(problem.reason)} (skipped)", highlight=False)
+    if len(problems) > most:
+        err.print(f"[yellow]warning:[/] and {len(problems) - most} more damaged lines. See: "
+                  f"prunetui check {escape(str(run.path))}", highlight=False)
+    elif problems:
+        err.print(f"[yellow]warning:[/] see: prunetui check {escape(str(run.path))}",
+                  highlight=False)
 
 
 def _remove_if_never_started(run_dir: store.RunDir) -> None:
@@ -167,9 +209,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for col in ("name", "status", "dataset", "schemes", "rounds", "dense", "best"):
         # Long run names fold; short fields stay whole so they can be read at 80 columns.
         table.add_column(col, overflow="fold", no_wrap=col in ("status", "dataset", "rounds"))
+    damaged = []
     for run in runs:
-        table.add_row(*results.run_summary(run).values())
+        summary, problems = results.run_summary_checked(run)
+        table.add_row(*summary.values())
+        damaged.append((run, problems))
     out.print(table)
+    err = _err_console()
+    for run, problems in damaged:
+        warn_lines(err, run, problems, most=3)
     return EXIT_OK
 
 
@@ -183,8 +231,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     err = _err_console()
     if not run.exists():
         return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
-    rows = results.round_results(run.metrics())
+    metrics, problems = run.metrics_checked()
+    warn_lines(err, run, problems)
+    rows = results.round_results(metrics)
     if not rows:
+        if run.read_status().state == store.FINISHED:
+            return _error(err, f"{args.run} has finished but its metrics.jsonl is empty or "
+                          f"missing. See: prunetui check {args.run}", EXIT_RUNTIME)
         return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
     out = console()
     status = run.read_status().effective_state
