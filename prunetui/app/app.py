@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from prunetui import config, store
+from prunetui.app.rundata import safe_status
 from prunetui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:
@@ -78,8 +79,10 @@ class PruneApp(App[int]):
     async def _after_first_paint(self) -> None:
         self._install_signal_handlers()
         if self.start_mode is None:
-            running = next((r for r in store.list_runs(self.models_dir)
-                            if r.read_status().effective_state == store.RUNNING), None)
+            running = None
+            with contextlib.suppress(OSError):  # a run folder removed meanwhile: skip it
+                running = next((r for r in store.list_runs(self.models_dir)
+                                if safe_status(r)[1] == store.RUNNING), None)
             if running is not None and await self.follow(running):
                 self.notify(f"{running.name} is still running; the Monitor follows it.")
 
@@ -168,7 +171,7 @@ class PruneApp(App[int]):
         return run
 
     async def resume(self, run: store.RunDir, detached: bool = False) -> bool:
-        state = run.read_status().effective_state
+        state = safe_status(run)[1]
         if state == store.RUNNING:
             self.notify(f"{run.name} is already running; open it to follow it.")
             return False
@@ -177,7 +180,7 @@ class PruneApp(App[int]):
             return False
         try:
             run.config()
-        except config.ConfigError as err:
+        except (ValueError, OSError) as err:  # ConfigError, or a file that is not UTF-8
             self.notify(str(err), severity="error", timeout=10)
             return False
         return await self._start(run, detached)

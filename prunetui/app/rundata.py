@@ -1,27 +1,41 @@
 """What the app knows about one run, read incrementally from its run store.
 
 Every view of a run (live in this app, attached to a run started elsewhere, finished, or two
-runs compared) is drawn from a :class:`RunData`: ``poll()`` tails ``metrics.jsonl`` and
-``sparsity.jsonl`` (results.JsonlTail) and re-reads ``status.json``. Engine events only add
-what the store does not keep: progress inside an epoch and log lines.
+runs compared) is drawn from a :class:`RunData`. Reading is split in two so that a long run
+never stalls the event loop: :meth:`RunData.read` tails ``metrics.jsonl`` and
+``sparsity.jsonl``, re-reads ``status.json`` and folds the new rows into a :class:`Tally`
+(safe in a worker thread: it touches only the file tails); :meth:`RunData.apply` merges that
+tally on the event loop, at a cost that depends on the number of segments, not of rows.
+Engine events only add what the store does not keep: progress inside an epoch and log lines.
 
 Per segment only the rows that decide its result are kept (lowest validation loss, highest
 validation accuracy), so ``results.round_results`` stays cheap however long the run is, and it
-returns exactly what it would on the full file. Pure Python: no Textual, no torch.
+returns exactly what it would on the full file. Damaged lines (not JSON, keys missing) are
+skipped and kept as :class:`~prunetui.store.LineProblem` for the views to warn about; a run
+folder damaged in any other way (config, status, deleted while open) reads as what is left.
+Pure Python: no Textual, no torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prunetui import results
 from prunetui.config import Config, ConfigError
-from prunetui.store import JsonlTail, RunDir, Status
+from prunetui.store import FINISHED, INTERRUPTED, LineProblem, RunDir, Status, torn_tail
 
 Key = tuple[int, int, str]  # (replicate, round, scheme)
 LOG_KEEP = 200
+# Up to this many new bytes a view reads right away on the event loop (a few ms, and the log
+# keeps the order of engine events); more is read in a worker thread.
+READ_ON_LOOP_BYTES = 64 * 1024
+DAMAGED_STATUS = "status.json is damaged"
+CANCEL_CHECK_ROWS = 5000  # rows folded between checks that the reading worker was cancelled
 
 
 def key_of(record: dict[str, Any]) -> Key:
@@ -37,37 +51,171 @@ def layer_name(param: str) -> str:
     return param.removesuffix(".weight")
 
 
-class RunData:
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def safe_status(run: RunDir) -> tuple[Status, str]:
+    """The run's status and its effective state, whatever ``status.json`` holds.
+
+    A status file that is valid JSON but not the expected object (a list, a pid that is not a
+    number) reads as interrupted, like one that is not JSON at all.
+    """
+    try:
+        status = run.read_status()
+        pid = status.pid
+        if not isinstance(status.state, str) or (pid is not None and (
+                not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0)):
+            raise TypeError("unexpected values")
+        if not status.updated and run.status_path.exists():  # written ones always have it
+            raise ValueError("not a status written by prunetui")
+        status.message = str(status.message or "")
+        status.host = str(status.host or "")
+        return status, status.effective_state
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        status = Status(INTERRUPTED, message=DAMAGED_STATUS)
+        return status, INTERRUPTED
+
+
+def config_problem(run: RunDir, err: Exception) -> str:
+    """What is wrong with a run's config.toml, in one line (ConfigError says it already)."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    return f"{run.config_path} cannot be read: {err}"
+
+
+def describe_problems(problems: list[LineProblem], most: int = 3) -> str:
+    """``metrics.jsonl line 12: not valid JSON; ... (and 4 more)``: one line for a warning."""
+    text = "; ".join(str(p) for p in problems[:most])
+    more = len(problems) - most
+    return text + (f" (and {more} more)" if more > 0 else "")
+
+
+class Tally:
+    """Segments, curves and best rows folded from run-store records (in the order written)."""
+
+    def __init__(self, replicates: int = 1) -> None:
+        self.replicates = replicates
+        self.evaluations = 0
+        self.curves: dict[Key, list[tuple[float, float]]] = {}  # (epoch, test acc %)
+        self.last_iteration: dict[Key, int] = {}
+        self.layers: dict[Key, dict[str, float]] = {}
+        self.remaining: dict[Key, float] = {}
+        self.order: list[Key] = []  # segments in the order they started
+        self.per_epoch: int | None = None
+        self._best: dict[Key, dict[str, Any]] = {}
+        self._max_val: dict[Key, dict[str, Any]] = {}
+        # Raw log entries, formatted only when drained (a 200K-row read keeps the last few):
+        # ("started" | "row", key, record) or ("note", None, text).
+        self.log_entries: deque[tuple[str, Key | None, Any]] = deque(maxlen=LOG_KEEP)
+
+    def add_sparsity(self, record: dict[str, Any]) -> None:
+        key = key_of(record)
+        if key not in self.remaining:
+            self.order.append(key)
+        self.layers[key] = {layer_name(str(k)): float(v) for k, v in record["layers"].items()
+                            if _number(v) is not None}
+        self.remaining[key] = float(record["remaining"])
+        self.log_entries.append(("started", key, record))
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        key = key_of(row)
+        if key not in self.remaining:
+            self.order.append(key)
+            self.remaining[key] = float(row["remaining"])
+        self.evaluations += 1
+        epoch = _number(row.get("epoch"))
+        if epoch is not None:
+            self.curves.setdefault(key, []).append((epoch, 100 * row["test_acc"]))
+            if epoch and not self.per_epoch:
+                self.per_epoch = max(1, round(row["iteration"] / epoch))
+        self.last_iteration[key] = row["iteration"]
+        best = self._best.get(key)
+        if best is None or (row["val_loss"], row["iteration"]) < (best["val_loss"],
+                                                                  best["iteration"]):
+            self._best[key] = row
+        top = self._max_val.get(key)
+        if top is None or row["val_acc"] > top["val_acc"]:
+            self._max_val[key] = row
+        self.log_entries.append(("row", key, row))
+
+    def merge(self, new: Tally) -> None:
+        """Add ``new`` (records read after this tally's) as if they had been added here."""
+        for key in new.order:
+            if key not in self.remaining:
+                self.order.append(key)
+        self.remaining.update(new.remaining)
+        self.layers.update(new.layers)
+        self.last_iteration.update(new.last_iteration)
+        for key, points in new.curves.items():
+            self.curves.setdefault(key, []).extend(points)
+        for key, row in new._best.items():
+            best = self._best.get(key)
+            if best is None or (row["val_loss"], row["iteration"]) < (best["val_loss"],
+                                                                      best["iteration"]):
+                self._best[key] = row
+        for key, row in new._max_val.items():
+            top = self._max_val.get(key)
+            if top is None or row["val_acc"] > top["val_acc"]:
+                self._max_val[key] = row
+        self.evaluations += new.evaluations
+        self.per_epoch = self.per_epoch or new.per_epoch
+        self.log_entries.extend(new.log_entries)
+
+    def _take(self, other: Tally) -> None:
+        """Become ``other`` (the first read of a run: no merging of 200K rows)."""
+        for name in ("evaluations", "curves", "last_iteration", "layers", "remaining", "order",
+                     "per_epoch", "_best", "_max_val"):
+            setattr(self, name, getattr(other, name))
+        self.log_entries.extend(other.log_entries)
+
+
+@dataclass
+class Update:
+    """What one read of the run store found; built by :meth:`RunData.read` (any thread)."""
+
+    tally: Tally
+    reset: bool  # the files were cut back (a resume) or deleted: start over
+    problems: list[LineProblem]
+    status: Status
+    state: str
+    segments_done: int
+    bytes_read: int = 0
+    error: str = ""  # the read itself failed (shown, never raised)
+
+
+class RunData(Tally):
     def __init__(self, run: RunDir | str | Path) -> None:
         self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.cfg: Config | None = None
         self.config_error = ""
         try:
             self.cfg = self.run.config()
-        except (ConfigError, OSError) as err:
-            self.config_error = str(err)
-        self._metrics = JsonlTail(self.run.metrics_path)
-        self._sparsity = JsonlTail(self.run.sparsity_path)
+        except (ValueError, OSError) as err:
+            self.config_error = config_problem(self.run, err)
+        super().__init__(self.cfg.train.replicates if self.cfg else 1)
+        self._metrics = self.run.metrics_tail()
+        self._sparsity = self.run.sparsity_tail()
         self.status = Status("missing")
         self.state = "missing"  # effective state: running only while the pid lives
         self.version = 0
-        self.log_lines: deque[str] = deque(maxlen=LOG_KEEP)
-        self._clear()
-
-    # ------------------------------------------------------------------ reading
-    def _clear(self) -> None:
-        self.evaluations = 0
-        self.curves: dict[Key, list[tuple[float, float]]] = {}  # (epoch, test acc)
-        self.last_iteration: dict[Key, int] = {}
-        self.layers: dict[Key, dict[str, float]] = {}
-        self.remaining: dict[Key, float] = {}
-        self.order: list[Key] = []  # segments in the order they started
-        self.per_epoch: int | None = None
         self.segments_done = 0
-        self._best: dict[Key, dict[str, Any]] = {}
-        self._max_val: dict[Key, dict[str, Any]] = {}
+        self.problems: list[LineProblem] = []  # every damaged line seen
+        self.new_problems: list[LineProblem] = []  # not yet warned about (see drain_problems)
+        self.loaded = False  # a first read has been applied
+        self.reading = False  # a worker is reading (set by the views that start one)
+        self._torn_seen = False  # a finished run's cut-off last line was reported
         self._results: list[results.RoundResult] | None = None
 
+    def _clear(self) -> None:
+        self._take(Tally(self.replicates))
+        self.log_entries.clear()
+        self.segments_done = 0
+        self.problems = []
+        self._results = None
+
+    # ------------------------------------------------------------------ reading
     def _truncated(self) -> bool:
         for tail in (self._metrics, self._sparsity):
             try:
@@ -76,87 +224,108 @@ class RunData:
             except FileNotFoundError:
                 if tail.offset:
                     return True
+            except OSError:
+                pass
         return False
 
-    def poll(self) -> bool:
-        """Read what was appended since the last call; True when anything changed."""
-        changed = False
-        if self._truncated():  # a resume cut the files back to its checkpoint
-            self._clear()
-            self._metrics.offset = self._sparsity.offset = 0
-            self.log_lines.append("run store cut back to its last checkpoint (resumed)")
-            changed = True
+    def pending_bytes(self) -> int:
+        """Bytes appended since the last read (a cheap stat; decides where to read)."""
+        pending = 0
+        for tail in (self._metrics, self._sparsity):
+            with contextlib.suppress(OSError):
+                size = tail.path.stat().st_size
+                pending += size - tail.offset if size >= tail.offset else size
+        return pending
+
+    def read(self, cancelled: Callable[[], bool] = lambda: False) -> Update | None:
+        """Read what was appended since the last read; None when ``cancelled`` says stop.
+
+        Touches only the file tails, never what the views draw: call it from one thread at a
+        time, then hand the result to :meth:`apply` on the event loop.
+        """
+        reset = self._truncated()
+        if reset:  # a resume cut the files back to its checkpoint
+            for tail in (self._metrics, self._sparsity):
+                tail.offset, tail.lines, tail.problems = 0, 0, []
+            self._torn_seen = False
+        before = self._metrics.offset + self._sparsity.offset
+        tally, problems = Tally(self.replicates), []
+        try:
+            sparsity, bad = self._sparsity.read_new_checked()
+            problems += bad
+            if cancelled():
+                return None
+            rows, bad = self._metrics.read_new_checked()
+            problems += bad
+        except OSError as err:  # unreadable file (permissions, a folder in its place)
+            status, state = safe_status(self.run)
+            return Update(tally, reset, problems, status, state, self._count_done(),
+                          error=f"cannot read {self.run.path}: {err.strerror or err}")
         # A segment's sparsity record is written before its rows: merge the two files in that
         # order so log lines read as they happened.
-        started = {key_of(r): r for r in self._sparsity.read_new()}
-        rows = self._metrics.read_new()
-        for row in rows:
+        started = {key_of(r): r for r in sparsity}
+        for i, row in enumerate(rows):
+            if i % CANCEL_CHECK_ROWS == 0 and i and cancelled():
+                return None
             record = started.pop(key_of(row), None)
             if record is not None:
-                self._add_sparsity(record)
-            self._add_row(row)
+                tally.add_sparsity(record)
+            tally.add_row(row)
         for record in started.values():
-            self._add_sparsity(record)
-        changed = changed or bool(rows) or bool(started)
-        status = self.run.read_status()
-        state = status.effective_state
+            tally.add_sparsity(record)
+        status, state = safe_status(self.run)
+        if state == FINISHED and not self._torn_seen and torn_tail(self._metrics.path):
+            # Torn while running is a kill mid-write; once finished it is damage.
+            self._torn_seen = True
+            problems.append(LineProblem(self._metrics.path, self._metrics.lines + 1,
+                                        "cut off (the run had finished)"))
+        read = self._metrics.offset + self._sparsity.offset - (0 if reset else before)
+        return Update(tally, reset, problems, status, state, self._count_done(), read)
+
+    def apply(self, update: Update | None) -> bool:
+        """Merge a read into what the views draw; True when anything changed."""
+        if update is None:
+            return False
+        changed = update.reset or bool(update.tally.order) or bool(update.problems)
+        if update.reset:
+            self._clear()
+            self.note("run store cut back to its last checkpoint (resumed)")
+        if not self.evaluations and not self.order:
+            self._take(update.tally)  # the first read: hand over, no per-row work here
+        else:
+            self.merge(update.tally)
+        self.problems += update.problems
+        self.new_problems += update.problems
+        if update.error:
+            self.note(f"warning: {update.error}")
+        status, state = update.status, update.state
         if (state, status.message) != (self.state, self.status.message):
             changed = True
             if self.version:  # the first read only sets the scene
                 note = f": {status.message}" if status.message else ""
-                self.log_lines.append(f"status {state}{note}")
+                self.note(f"status {state}{note}")
         self.status, self.state = status, state
+        self.segments_done = update.segments_done
         if changed or not self.version:
-            self._count_done()
             self._results = None
             self.version += 1
+        self.loaded = True
         return changed
 
-    def _add_sparsity(self, record: dict[str, Any]) -> None:
-        key = key_of(record)
-        if key not in self.remaining:
-            self.order.append(key)
-        self.layers[key] = {layer_name(k): float(v) for k, v in record["layers"].items()}
-        self.remaining[key] = float(record["remaining"])
-        self.log_lines.append(f"{segment_label(key, self.replicates)} started: "
-                              f"{100 * self.remaining[key]:.1f}% of weights left")
+    def poll(self) -> bool:
+        """Read and apply in one go (in tests and where the run is known to be small)."""
+        return self.apply(self.read())
 
-    def _add_row(self, row: dict[str, Any]) -> None:
-        key = key_of(row)
-        if key not in self.remaining:
-            self.order.append(key)
-            self.remaining[key] = float(row["remaining"])
-        self.evaluations += 1
-        self.curves.setdefault(key, []).append((float(row["epoch"]), 100 * row["test_acc"]))
-        self.last_iteration[key] = int(row["iteration"])
-        if row["epoch"] and not self.per_epoch:
-            self.per_epoch = max(1, round(row["iteration"] / row["epoch"]))
-        best = self._best.get(key)
-        if best is None or (row["val_loss"], row["iteration"]) < (best["val_loss"],
-                                                                  best["iteration"]):
-            self._best[key] = row
-        top = self._max_val.get(key)
-        if top is None or row["val_acc"] > top["val_acc"]:
-            self._max_val[key] = row
-        self.log_lines.append(
-            f"{segment_label(key, self.replicates)} it {row['iteration']}: "
-            f"val {100 * row['val_acc']:.2f}% test {100 * row['test_acc']:.2f}% "
-            f"loss {row['val_loss']:.4f}")
-
-    def _count_done(self) -> None:
+    def _count_done(self) -> int:
         try:
-            self.segments_done = sum(1 for _ in self.run.checkpoints.glob("r*/round-*.pt"))
+            return sum(1 for _ in self.run.checkpoints.glob("r*/round-*.pt"))
         except OSError:
-            self.segments_done = 0
+            return 0
 
     # ------------------------------------------------------------------ derived views
     @property
     def name(self) -> str:
         return self.run.name
-
-    @property
-    def replicates(self) -> int:
-        return self.cfg.train.replicates if self.cfg else 1
 
     @property
     def schemes(self) -> tuple[str, ...]:
@@ -205,7 +374,61 @@ class RunData:
         keys = [k for k in self.order if k[1] == round_ and k in self.layers]
         return self.layers[keys[-1]] if keys else {}
 
+    def note(self, text: str) -> None:
+        self.log_entries.append(("note", None, text))
+
+    def _format(self, kind: str, key: Key | None, record: Any) -> str:
+        if key is None:
+            return record
+        label = segment_label(key, self.replicates)
+        if kind == "started":
+            return f"{label} started: {100 * float(record['remaining']):.1f}% of weights left"
+        return (f"{label} it {record['iteration']}: val {100 * record['val_acc']:.2f}% "
+                f"test {100 * record['test_acc']:.2f}% loss {record['val_loss']:.4f}")
+
     def drain_log(self) -> list[str]:
-        lines = list(self.log_lines)
-        self.log_lines.clear()
+        """Log lines since the last call, in the order they happened."""
+        lines = [self._format(*entry) for entry in self.log_entries]
+        self.log_entries.clear()
         return lines
+
+    def drain_problems(self) -> list[LineProblem]:
+        problems, self.new_problems = self.new_problems, []
+        return problems
+
+
+class _SafeStatusRun(RunDir):
+    """A RunDir whose status reads never fail (see :func:`safe_status`)."""
+
+    def read_status(self) -> Status:
+        return safe_status(RunDir(self.path))[0]
+
+
+def run_summary(run: RunDir) -> dict[str, str]:
+    """``results.run_summary`` for the Runs screen, whatever the damage (it never raises).
+
+    ``warning`` names what is damaged ("" when nothing): lines skipped (file and line), a
+    config or status file that cannot be read.
+    """
+    warnings, problems = [], []
+    try:
+        summary, problems = results.run_summary_checked(_SafeStatusRun(run.path))
+    except Exception as err:  # one damaged run must never hide the others
+        summary = {"name": run.name, "status": safe_status(run)[1], "dataset": "?", "schemes": "?",
+                   "rounds": "?", "dense": "-", "best": "-"}
+        warnings.append(f"cannot summarize: {type(err).__name__}: {err}")
+    try:
+        run.config()
+    except (ValueError, OSError) as err:
+        warnings.append(config_problem(run, err))
+    try:
+        problems += run.sparsity_checked()[1]
+    except OSError as err:
+        warnings.append(f"cannot read {run.sparsity_path.name}: {err.strerror or err}")
+    if problems:
+        warnings.append(f"{len(problems)} damaged line(s) skipped: "
+                        f"{describe_problems(problems, 2)}")
+    if safe_status(run)[0].message == DAMAGED_STATUS:
+        warnings.append(DAMAGED_STATUS)
+    summary["warning"] = "; ".join(warnings)
+    return summary

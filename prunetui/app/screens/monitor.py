@@ -24,8 +24,9 @@ from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
 from prunetui import store
+from prunetui.app import runreader
 from prunetui.app.messages import EngineEvent, RunEnded
-from prunetui.app.rundata import RunData, segment_label
+from prunetui.app.rundata import RunData, describe_problems, segment_label
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
@@ -120,12 +121,16 @@ weights left in each layer. They redraw at most twice a second.
         if pid is not None:
             self.spawned.add(pid)
         if self.data is None or self.data.run.path != run.path:
+            runreader.cancel_reads(self)  # a long read of the run shown before
             self.data = RunData(run)
             self.live = Live()
             self.query_one("#run-log", Log).clear()
             self.query_one(RunProgress).clear()
             self._write_log([f"following {run.path}"])
+            if self.data.config_error:
+                self._write_log([f"warning: {self.data.config_error}"])
         self.tick()
+        self._update_status()
         return True
 
     def start(self, run: store.RunDir) -> bool:
@@ -181,8 +186,26 @@ weights left in each layer. They redraw at most twice a second.
                 self.spawned.discard(pid)
         if self.data is None:
             return
-        changed = self.data.poll()
-        self._write_log(self.data.drain_log())
+        changed = runreader.poll(self, self.data)  # None: a worker reads a long file
+        if changed is not None:
+            self._show_read(changed)
+
+    def on_run_read(self, message: runreader.RunRead) -> None:
+        if message.data is self.data:
+            self._show_read(message.apply())
+
+    def _show_read(self, changed: bool) -> None:
+        data = self.data
+        if data is None:
+            return
+        self._write_log(data.drain_log())
+        problems = data.drain_problems()
+        if problems:
+            self._write_log([f"warning: {p} (skipped)" for p in problems[:50]])
+            if len(problems) > 50:
+                self._write_log([f"warning: {len(problems) - 50} more damaged lines skipped"])
+            self.notify(f"{data.name}: damaged lines skipped: {describe_problems(problems)}",
+                        severity="warning", timeout=10)
         if changed:
             self.redraw()
 
@@ -298,7 +321,9 @@ weights left in each layer. They redraw at most twice a second.
         data = self.data
         if data is None:
             return
-        if self.training:
+        if not data.loaded:
+            text = f"{data.name}: reading its run store..."
+        elif self.training:
             how = "paused" if self.control and self.control.paused else \
                 "stopping (checkpointing)" if self._stopping else "training in this app"
             where = f" on {self.live.device}" if self.live.device else ""

@@ -1,4 +1,8 @@
-"""Results of one run, or two compared, drawn from their run stores with the Monitor's charts."""
+"""Results of one run, or two compared, drawn from their run stores with the Monitor's charts.
+
+A long run is read in a worker (runreader): the screen opens at once, says it is reading, and
+draws when the read is in; damaged lines are named in a warning and skipped.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from prunetui import results, store
-from prunetui.app.rundata import RunData
+from prunetui.app import runreader
+from prunetui.app.rundata import RunData, describe_problems
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
@@ -55,12 +60,31 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
 
     def on_mount(self) -> None:
         for d in self.data:
-            d.poll()
+            runreader.poll(self, d)
+        self._loaded()
+        self.set_interval(POLL_S, self._poll)
+
+    def on_unmount(self) -> None:
+        runreader.cancel_reads(self)
+
+    def on_run_read(self, message: runreader.RunRead) -> None:
+        if message.data not in self.data:
+            return
+        changed = message.apply()
+        if self.round is None:
+            self._loaded()
+        elif changed:
+            self.redraw()
+
+    def _loaded(self) -> None:
+        """Once every run is read: pick the round to show, draw, warn about damaged lines."""
+        if not all(d.loaded for d in self.data):
+            self.redraw()
+            return
         # The last round every run has reached, so a comparison starts with both drawn.
         last = [max(d.rounds()) for d in self.data if d.rounds()]
         self.round = min(last) if last else None
         self.redraw()
-        self.set_interval(POLL_S, self._poll)
 
     def rounds(self) -> list[int]:
         return sorted({r for d in self.data for r in d.rounds()})
@@ -68,13 +92,17 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
     def _poll(self) -> None:
         if not any(d.state == store.RUNNING for d in self.data):
             return
-        if any([d.poll() for d in self.data]):
+        if any([runreader.poll(self, d) for d in self.data if d.state == store.RUNNING]):
             self.redraw()
 
     def redraw(self) -> None:
         letters = "AB" if len(self.data) > 1 else ""
-        title = "\n".join(f"{letters[i] + ': ' if letters else ''}{d.name} ({d.state})"
+        title = "\n".join(f"{letters[i] + ': ' if letters else ''}{d.name} "
+                           f"({d.state if d.loaded else 'reading...'})"
                            for i, d in enumerate(self.data))
+        warnings = self._warnings()
+        if warnings:
+            title += "\n" + warnings
         self.query_one("#results-title", Static).update(title)
         self.sub_title = "compare" if letters else self.data[0].name
         for chart in self.query(Chart):
@@ -86,6 +114,21 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
         for i, d in enumerate(self.data):
             for row in results.table_rows(d.round_results()):
                 table.add_row(*(((letters[i],) if letters else ()) + row))
+
+    def _warnings(self) -> str:
+        """One line naming what is damaged (config, lines skipped); notified when new."""
+        notes = []
+        for d in self.data:
+            problems = d.drain_problems()
+            if problems:
+                self.notify(f"{d.name}: damaged lines skipped: {describe_problems(problems)}",
+                            severity="warning", timeout=10)
+            if d.problems:
+                notes.append(f"{d.name}: {len(d.problems)} damaged line(s) skipped: "
+                             f"{describe_problems(d.problems, 2)}")
+            if d.config_error:
+                notes.append(f"{d.name}: {d.config_error}")
+        return "\n".join(f"warning: {n}" for n in notes)
 
     def action_round(self, step: int) -> None:
         rounds = self.rounds()

@@ -17,8 +17,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from prunetui import results, store
+from prunetui import store
 from prunetui.app.messages import RunsScanned
+from prunetui.app.rundata import run_summary, safe_status
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.widgets.footer import StableFooter
@@ -107,19 +108,19 @@ Every run in the models folder, newest first; refreshed every two seconds.
     def _scan(self, models_dir: Path) -> None:
         worker = get_current_worker()
         rows = []
-        for run in store.list_runs(models_dir):
+        try:
+            runs = store.list_runs(models_dir)
+        except OSError:  # a run folder removed while listing: the next refresh has it right
+            return
+        for run in runs:
             if worker.is_cancelled:
                 return
             key, sig = str(run.path), _signature(run)
             cached = self._cache.get(key)
             if cached and cached[0] == sig:
-                summary = dict(cached[1], status=run.read_status().effective_state)
+                summary = dict(cached[1], status=safe_status(run)[1])
             else:
-                try:
-                    summary = results.run_summary(run)
-                except (OSError, KeyError, ValueError, TypeError) as err:
-                    summary = {"name": run.name, "status": "unreadable", "dataset": "?",
-                               "schemes": "?", "rounds": "?", "dense": "-", "best": str(err)}
+                summary = run_summary(run)  # never raises: damage is named in "warning"
                 self._cache[key] = (sig, summary)
             rows.append((key, summary))
         self.post_message(RunsScanned(rows))
@@ -133,6 +134,8 @@ Every run in the models folder, newest first; refreshed every two seconds.
         table.clear()
         for key, s in message.rows:
             status = Text(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+            if s.get("warning"):
+                status.append(" damaged", style="bold red")
             table.add_row("*" if key == self.marked else " ", s["name"], status, s["rounds"],
                           s["dense"], s["best"], s["dataset"], s["schemes"], key=key)
         if current in self.summaries:
@@ -155,11 +158,12 @@ Every run in the models folder, newest first; refreshed every two seconds.
         s = self.summaries.get(key or "")
         if s is None:
             return
-        status = store.RunDir(key).read_status()
+        status = safe_status(store.RunDir(key))[0]
         note = f" · {status.message}" if status.message else ""
+        warning = f"\nwarning: {s['warning']}" if s.get("warning") else ""
         self.query_one("#run-details", Static).update(
             f"{key}\n{s['status']}{note}\n{s['dataset']} · {s['schemes']} · rounds {s['rounds']}"
-            f" · dense {s['dense']} · best {s['best']}")
+            f" · dense {s['dense']} · best {s['best']}{warning}")
 
     def _current_run(self) -> store.RunDir | None:
         key = self.current_key()
@@ -177,7 +181,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         run = self._current_run()
         if run is None:
             return
-        running = run.read_status().effective_state == store.RUNNING
+        running = safe_status(run)[1] == store.RUNNING
         if running and await self.prune_app.follow(run):
             return
         from prunetui.app.screens.results import ResultsScreen  # plotext: on first use
@@ -214,7 +218,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         run = self._current_run()
         if run is None:
             return
-        if run.read_status().effective_state == store.RUNNING:
+        if safe_status(run)[1] == store.RUNNING:
             self.notify(f"{run.name} is running; stop it before deleting.", severity="warning")
             return
 

@@ -4,7 +4,8 @@ A chart only stores the data it is given; plotting happens in ``render``. ``show
 repaint at most every ``MIN_INTERVAL`` seconds (later requests within the window are folded into
 one deferred repaint), so however fast points arrive a chart redraws about twice a second.
 Long series are decimated to a couple of points per column before plotext sees them (a
-plotext build costs 7-42 ms for 50-1000 points at 80x24).
+plotext build costs 7-42 ms for 50-1000 points at 80x24), keeping each stretch's lowest and
+highest point so that dips and peaks stay visible.
 """
 
 from __future__ import annotations
@@ -42,12 +43,20 @@ def y_limits(values: Sequence[float]) -> tuple[float, float]:
 
 
 def decimate(points: Sequence[tuple[float, float]], most: int) -> list[tuple[float, float]]:
-    """At most ``most`` points, evenly spaced, always keeping the first and the last."""
-    n = len(points)
-    if n <= most or most < 2:
+    """At most ``most`` points: the first, the last, and the lowest and highest y of each of
+    ``(most - 2) // 2`` equal stretches in between, in their order."""
+    n, buckets = len(points), (most - 2) // 2
+    if n <= most or buckets < 1:
         return list(points)
-    step = (n - 1) / (most - 1)
-    return [points[round(i * step)] for i in range(most)]
+    kept = [0]
+    for b in range(buckets):
+        lo, hi = 1 + (n - 2) * b // buckets, 1 + (n - 2) * (b + 1) // buckets
+        if lo < hi:
+            low = min(range(lo, hi), key=lambda i: points[i][1])
+            high = max(range(lo, hi), key=lambda i: points[i][1])
+            kept += sorted({low, high})
+    kept.append(n - 1)
+    return [points[i] for i in kept]
 
 
 class Chart(PlotextPlot):
