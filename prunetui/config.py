@@ -93,11 +93,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    # Folder for TensorBoard event files (a subfolder per run); "" = no TensorBoard logging.
+    tensorboard: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def first_rate(self) -> float:
@@ -118,6 +125,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "prune": PruneConfig,
     "train": TrainConfig,
+    "log": LogConfig,
 }
 
 

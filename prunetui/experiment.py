@@ -96,6 +96,10 @@ class Experiment:
         self.run = run
         self.cfg = cfg or run.config()
         self.emit = on_event
+        if self.cfg.log.tensorboard:  # every front end (CLI, app, detached, sweeps) logs
+            from prunetui.tensorboard import TensorBoardSink
+
+            self.emit = TensorBoardSink(self.cfg.log.tensorboard, run.name, on_event)
         self.control = control or RunControl()
         self.device = resolve_device(self.cfg.train.device)
         self.segments = plan(self.cfg)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prunetui import config
+from prunetui import config, extras
 from prunetui.config import Config, ConfigError
 
 Values = dict[str, Any]  # field key -> widget value (text, selected option, list of options)
@@ -99,6 +99,8 @@ FIELDS: tuple[Field, ...] = (
     Field("train.replicates", "Replicates", "int", section="Training"),
     Field("train.device", "Device", "select", _choices(config.DEVICES), section="Training"),
     Field("train.threads", "CPU threads (0 = auto)", "int", section="Training"),
+    Field("log.tensorboard", "TensorBoard folder", "text", section="Logging",
+          placeholder="empty = off; needs prunetui[tensorboard]"),
 )
 BY_KEY = {f.key: f for f in FIELDS}
 FORM_ONLY = ("prune.stop_by", "prune.late_rewind", "train.length_by")
@@ -242,6 +244,9 @@ def check(values: Values, defaults: Config | None = None) -> tuple[Config | None
             if section not in fallback or name not in fallback[section]:
                 break
             raw[section][name] = fallback[section][name]
+    if cfg is not None and cfg.log.tensorboard and not extras.available("tensorboard"):
+        errors["log.tensorboard"] = ("needs the tensorboard package: pip install "
+                                     "'prunetui[tensorboard]', or leave this empty")
     return (None, errors) if errors else (cfg, errors)
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunetui import __version__
+from prunetui.cli.version import VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunetui.cli import check, data, export, prepare, run
+    from prunetui.cli import check, data, export, logs, prepare, presets, run
 
     parser = argparse.ArgumentParser(
         prog="prunetui",
         description="Iterative magnitude pruning and Lottery Ticket experiments. "
         "Without a command, opens the terminal app.",
     )
-    parser.add_argument("--version", action="version", version=f"prunetui {__version__}")
+    parser.add_argument("--version", action=VersionAction,
+                        help="show prunetui's and torch's versions, CUDA and the device a run "
+                        "would use, then exit")
     parser.add_argument("--models", default="models",
                         help="runs folder for the app (default: models)")
     parser.add_argument("--data-root", default="data",
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     prepare.register(sub)
     data.register(sub)
+    presets.register(sub)
+    logs.register(sub)
     check.register(sub)
     export.register(sub)
     return parser

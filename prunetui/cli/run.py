@@ -12,7 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from prunetui import config, results, store
+from prunetui import config, extras, presets, results, store
+from prunetui.cli import figures
+from prunetui.extras import MissingExtra
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -21,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run (or resume) an experiment from a TOML config",
                          description="Run an experiment headless. Progress is checkpointed "
                          "every epoch; Ctrl-C checkpoints and exits with code 130.")
-    run.add_argument("config", nargs="?", help="TOML config, e.g. presets/quick.toml")
+    run.add_argument("config", nargs="?", help="a preset name (see: prunetui presets), e.g. "
+                     "quick, or a TOML config file")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY=VALUE", help="override a key, e.g. --set train.epochs=2")
     run.add_argument("--out", default="models", help="folder for runs (default: models)")
@@ -32,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="run in the background, detached from this terminal (survives "
                      "logout); follow it with 'prunetui runs' or the app")
     run.add_argument("--plain", action="store_true", help="plain log lines, no progress bars")
+    run.add_argument("--tensorboard", metavar="DIR", help="log scalars for TensorBoard under "
+                     "DIR/<run name>/ as the run goes (same as --set log.tensorboard=DIR; "
+                     "needs prunetui[tensorboard])")
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="list runs and their status")
@@ -46,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="also measure file size and latency per round (prunetui export)")
     report.add_argument("--scheme", help="with --size: the scheme to measure (default: that "
                         "of the default export choice)")
+    figures.add_arguments(report)
     report.set_defaults(func=cmd_report)
 
 
@@ -64,8 +71,10 @@ def _err_console() -> Console:
 
 
 def _load_new_config(args: argparse.Namespace) -> config.Config:
-    cfg = config.load(args.config)
+    cfg = config.load(presets.resolve(args.config))
     overrides = [config.parse_override(o) for o in args.overrides]
+    if args.tensorboard:
+        overrides.append(("log.tensorboard", args.tensorboard))
     return config.apply_overrides(cfg, overrides, source=f"{args.config} with --set")
 
 
@@ -75,25 +84,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _error(err, "give either a CONFIG file or --resume RUN_DIR.", EXIT_USAGE)
     try:
         if args.resume:
-            if args.overrides or args.name:
-                return _error(err, "--set and --name cannot change a run being resumed; its "
-                              "config.toml is fixed.", EXIT_USAGE)
+            if args.overrides or args.name or args.tensorboard:
+                return _error(err, "--set, --name and --tensorboard cannot change a run being "
+                              "resumed; its config.toml is fixed.", EXIT_USAGE)
             run_dir = store.RunDir(args.resume)
             _restore_config(run_dir)
             if not run_dir.exists():
                 return _error(err, f"{args.resume} is not a run directory (no config.toml).",
                               EXIT_USAGE)
-            run_dir.config()  # validate before any work
+            _require_extras(run_dir.config())  # validate before any work
         else:
             from prunetui.experiment import new_run
 
             cfg = _load_new_config(args)
+            _require_extras(cfg)
             run_dir = new_run(cfg, args.out, args.name)
     except config.ConfigError as e:
         return _error(err, str(e), EXIT_USAGE)
     except UnicodeDecodeError as e:
         return _error(err, f"{args.resume}/config.toml is damaged ({e}) and no checkpoint holds "
                       "a copy of it.", EXIT_RUNTIME)
+    except MissingExtra as e:
+        return _error(err, str(e), EXIT_USAGE)
     except store.StoreError as e:
         return _error(err, str(e), EXIT_USAGE)
 
@@ -134,6 +146,11 @@ def _damaged_to_repair(run_dir: store.RunDir) -> bool:
                          highlight=False)
     run_dir.write_status(store.INTERRUPTED, "repairing damaged files")
     return True
+
+
+def _require_extras(cfg: config.Config) -> None:
+    if cfg.log.tensorboard:
+        extras.require("tensorboard", f"log.tensorboard = {cfg.log.tensorboard!r}")
 
 
 def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool) -> int:
@@ -203,7 +220,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = store.list_runs(args.dir)
     out = console()
     if not runs:
-        out.print(f"No runs in {args.dir}. Start one with: prunetui run presets/quick.toml")
+        out.print(f"No runs in {args.dir}. Start one with: prunetui run quick")
         return EXIT_OK
     table = Table(title=f"Runs in {args.dir}")
     for col in ("name", "status", "dataset", "schemes", "rounds", "dense", "best"):
@@ -227,6 +244,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from prunetui.cli.render import lottery_plot, results_table
 
+    if (code := figures.save_report_figure(args)) != EXIT_OK:
+        return code
     run = store.RunDir(args.run)
     err = _err_console()
     if not run.exists():

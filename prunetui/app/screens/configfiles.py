@@ -13,28 +13,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-import prunetui
-from prunetui import store
+from prunetui import presets, store
 
 SAVED_DIR = "configs"
 RECENT_RUNS = 10
 
 
-def preset_dirs() -> list[Path]:
-    """Where presets live: ./presets, the package's, and the source checkout's."""
-    package = Path(prunetui.__file__).resolve().parent
-    found: list[Path] = []
-    for d in (Path.cwd() / "presets", package / "presets", package.parent / "presets"):
-        if d.is_dir() and all(d.resolve() != f.resolve() for f in found):
-            found.append(d)
-    return found
-
-
 def config_choices(models_dir: str | Path) -> list[tuple[str, Path]]:
     """(label, path) of every config the user may want: presets, saved, recent runs."""
     choices: list[tuple[str, Path]] = []
-    for d in preset_dirs():
-        choices += [(f"preset  {p.stem}", p) for p in sorted(d.glob("*.toml"))]
+    # The presets shipped in the package (run configs only: sweeps go to prunetui sweep).
+    choices += [(f"preset  {p.name} · {p.description}", p.path)
+                for p in presets.list_presets(presets.RUN)]
     saved = Path.cwd() / SAVED_DIR
     if saved.is_dir():
         choices += [(f"saved   {p.name}", p) for p in sorted(saved.glob("*.toml"))]

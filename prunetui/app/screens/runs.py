@@ -58,6 +58,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
 | `r` | resume an interrupted run in this app |
 | `R` | resume it detached (own process, survives logout) |
 | `d` | delete the run folder (asks first) |
+| `f` | save a figure (png, svg, pdf) of this run, or of the marked run and this one |
 | `g` | refresh now |
 """
     BINDINGS: ClassVar = [
@@ -67,6 +68,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         Binding("r", "resume(False)", "Resume"),
         Binding("R", "resume(True)", "Detached"),
         Binding("d", "delete", "Delete"),
+        Binding("f", "figure", "Figure"),
         Binding("g", "refresh", "Refresh", show=False),
     ]
 
@@ -208,6 +210,14 @@ Every run in the models folder, newest first; refreshed every two seconds.
         from prunetui.app.screens.results import ResultsScreen
 
         self.app.push_screen(ResultsScreen([store.RunDir(self.marked), store.RunDir(key)]))
+
+    def action_figure(self) -> None:
+        from prunetui.app.screens.figure import save_figure
+
+        key = self.current_key()
+        if key is not None:
+            keys = [self.marked, key] if self.marked not in (None, key) else [key]
+            save_figure(self, [store.RunDir(k) for k in keys])
 
     async def action_resume(self, detached: bool) -> None:
         run = self._current_run()

@@ -26,13 +26,27 @@ SCHEME_COLORS = {
     "random-mask": "magenta+",
 }
 EXTRA_COLORS = ("cyan+", "yellow+", "orange", "magenta", "cyan", "blue")
-RUN_MARKERS = ("hd", "dot", "x", "+")
+# Markers tell the schemes apart without colour (256 colours over SSH, colour-blind users),
+# as in the CLI report; the second run of a comparison gets a second set.
+SCHEME_MARKERS = (
+    {"dense": "hd", "keep": "o", "reinit": "x", "rewind": "+", "random-mask": "*"},
+    {"dense": "dot", "keep": "@", "reinit": "%", "rewind": "#", "random-mask": "="},
+)
+EXTRA_MARKERS = (("&", "$", "~", "^"), ("?", "!", ":", ";"))
 
 
 def scheme_color(scheme: str) -> str:
     if scheme in SCHEME_COLORS:
         return SCHEME_COLORS[scheme]
     return EXTRA_COLORS[sum(map(ord, scheme)) % len(EXTRA_COLORS)]
+
+
+def scheme_marker(scheme: str, run_index: int = 0) -> str:
+    markers = SCHEME_MARKERS[run_index % 2]
+    if scheme in markers:
+        return markers[scheme]
+    extra = EXTRA_MARKERS[run_index % 2]
+    return extra[sum(map(ord, scheme)) % len(extra)]
 
 
 def y_limits(values: Sequence[float]) -> tuple[float, float]:
@@ -121,7 +135,7 @@ class AccuracyChart(Chart):
                 pts = decimate(points, most)
                 xs, ys = [p[0] for p in pts], [p[1] for p in pts]
                 plt.plot(xs, ys, label=self.label(i, scheme), color=scheme_color(scheme),
-                         marker=RUN_MARKERS[i % len(RUN_MARKERS)])
+                         marker=scheme_marker(scheme, i))
                 ys_all += ys
             round_ = r
         if not ys_all:
@@ -145,7 +159,7 @@ class LotteryChart(Chart):
                 remainings += [r.remaining for r in rows]
                 ys_all += ys
                 plt.plot(xs, ys, label=self.label(i, scheme), color=scheme_color(scheme),
-                         marker=RUN_MARKERS[i % len(RUN_MARKERS)])
+                         marker=scheme_marker(scheme, i))
         if not remainings:
             return False
         ticks, labels = results.percent_ticks(remainings, most=max(2, self.size.width // 8))
