@@ -14,7 +14,7 @@ from prunetui.cli.version import VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunetui.cli import check, data, export, logs, prepare, presets, run
+    from prunetui.cli import check, data, export, logs, prepare, presets, run, sweep
 
     parser = argparse.ArgumentParser(
         prog="prunetui",
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.register(sub)
     check.register(sub)
     export.register(sub)
+    sweep.register(sub)
     return parser
 
 

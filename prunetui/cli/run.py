@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     runs.set_defaults(func=cmd_runs)
 
     report = sub.add_parser("report", help="results table and Lottery Ticket plot of a run")
-    report.add_argument("run", help="run directory, e.g. models/<name>")
+    report.add_argument("run", help="run directory, e.g. models/<name>, or a sweep folder")
     report.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     report.add_argument("--no-plot", action="store_true", help="table only")
     report.add_argument("--size", action="store_true",
@@ -217,8 +217,22 @@ def _remove_if_never_started(run_dir: store.RunDir) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from prunetui.sweep import list_sweeps, sweep_summary
+
     runs = store.list_runs(args.dir)
+    sweeps = list_sweeps(args.dir)
     out = console()
+    if sweeps:  # each sweep is a folder of runs: one row here, its runs with runs DIR/<sweep>
+        table = Table(title=f"Sweeps in {args.dir} (their runs: prunetui runs {args.dir}/NAME)")
+        for col in ("name", "status", "runs", "best"):
+            table.add_column(col, overflow="fold")
+        for s in sweeps:
+            row = sweep_summary(s)
+            table.add_row(row["name"], row["status"], f"{row['rounds']}: {row['schemes']}",
+                          row["best"])
+        out.print(table)
+        if not runs:
+            return EXIT_OK
     if not runs:
         out.print(f"No runs in {args.dir}. Start one with: prunetui run quick")
         return EXIT_OK
@@ -243,9 +257,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from prunetui.cli.render import lottery_plot, results_table
+    from prunetui.sweep import is_sweep
 
     if (code := figures.save_report_figure(args)) != EXIT_OK:
         return code
+    if is_sweep(args.run):
+        from prunetui.cli.sweep import report_sweep
+
+        return report_sweep(Path(args.run), args.csv, not args.no_plot)
     run = store.RunDir(args.run)
     err = _err_console()
     if not run.exists():
