@@ -86,7 +86,8 @@ def _first_unfinished(run: RunDir, segments: Sequence[SegmentLike],
         if state in (INTACT, UNVERIFIED):
             continue
         later = sum(final_path(s).exists() for s in segments[index + 1:])
-        if state == DAMAGED or later:
+        # The sidecar is written first: one without its file means the file was deleted.
+        if state == DAMAGED or later or store.sidecar(path).exists():
             why = "is damaged" if state == DAMAGED else "is missing"
             after = f" and the {later} finished segments after it" if later else ""
             notes.append(_moved(run, path, why) + f": {label(seg)}{after} will be retrained")
@@ -371,7 +372,8 @@ def check_run(run: RunDir) -> CheckReport:
     later = sum(final_path(s).exists() for s in segments[first_bad + 1:])
     for index, seg in enumerate(segments):
         path, state = final_path(seg), states[seg.key]
-        if state == MISSING and (index > first_bad or not later):
+        if state == MISSING and (index > first_bad or not (later or
+                                                            store.sidecar(path).exists())):
             continue  # not trained yet
         cost = ""
         if state not in (INTACT, UNVERIFIED):
