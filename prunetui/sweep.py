@@ -242,7 +242,7 @@ def with_threads(runs: list[SweepRun], threads: int, spec: SweepSpec) -> list[Sw
 
 
 def is_sweep(path: str | Path) -> bool:
-    return (Path(path) / RECORD_FILE).is_file()
+    return bool(str(path)) and (Path(path) / RECORD_FILE).is_file()
 
 
 def _comparable(cfg: config.Config) -> dict[str, Any]:
@@ -323,7 +323,40 @@ def list_sweeps(models_dir: str | Path) -> list[SweepDir]:
     return sorted(found, key=lambda s: s.record_path.stat().st_mtime, reverse=True)
 
 
+def grouped_runs(models_dir: str | Path) -> list[store.RunDir | SweepDir]:
+    """The runs of ``models_dir``, then each sweep followed by its runs (for runs lists)."""
+    items: list[store.RunDir | SweepDir] = list(store.list_runs(models_dir))
+    for sweep in list_sweeps(models_dir):
+        items.append(sweep)
+        items.extend(r for r in sweep.runs() if r.exists())
+    return items
+
+
+_summaries: dict[str, tuple[tuple, dict[str, str]]] = {}
+
+
+def _files_signature(sweep: SweepDir) -> tuple:
+    sig = []
+    for path in [sweep.record_path] + [r.path / f for r in sweep.runs()
+                                       for f in (store.METRICS_FILE, store.STATUS_FILE)]:
+        try:
+            st = path.stat()
+            sig.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
 def sweep_summary(sweep: SweepDir) -> dict[str, str]:
+    """:func:`summarize`, recomputed only when a file of the sweep changed (lists refresh often)."""
+    key, sig = str(sweep.path), _files_signature(sweep)
+    cached = _summaries.get(key)
+    if cached is None or cached[0] != sig:
+        cached = _summaries[key] = (sig, summarize(sweep))
+    return dict(cached[1])
+
+
+def summarize(sweep: SweepDir) -> dict[str, str]:
     """One row of a runs list for a whole sweep (same keys as results.run_summary)."""
     runs = sweep.runs()
     states = [r.read_status().effective_state if r.exists() else "missing" for r in runs]

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from prunetui import config
+from prunetui import config, presets
 from prunetui.config import Config, ConfigError
 
 BAD = sorted((Path(__file__).parent / "data" / "bad_configs").glob("*.toml"))
-PRESETS = sorted((Path(__file__).resolve().parents[1] / "presets").glob("*.toml"))
+# Run presets only: a sweep preset (prunetui sweep) is not a run config.
+PRESETS = [p.path for p in presets.list_presets(presets.RUN)]
 
 
 def expected_key(path: Path) -> str:

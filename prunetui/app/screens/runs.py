@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from prunetui import store
+from prunetui import sweep as sweeps
 from prunetui.app.messages import RunsScanned
 from prunetui.app.rundata import run_summary, safe_status
 from prunetui.app.screens.base import AppScreen
@@ -111,12 +112,16 @@ Every run in the models folder, newest first; refreshed every two seconds.
         worker = get_current_worker()
         rows = []
         try:
-            runs = store.list_runs(models_dir)
-        except OSError:  # a run folder removed while listing: the next refresh has it right
+            runs = sweeps.grouped_runs(models_dir)  # runs, then each sweep and its runs
+        except (OSError, sweeps.SweepError):
+            # a run folder removed while listing: the next refresh has it right
             return
         for run in runs:
             if worker.is_cancelled:
                 return
+            if isinstance(run, sweeps.SweepDir):  # the sweep's own row: enter compares
+                rows.append((str(run.path), sweeps.sweep_summary(run)))
+                continue
             key, sig = str(run.path), _signature(run)
             cached = self._cache.get(key)
             if cached and cached[0] == sig:
@@ -124,6 +129,8 @@ Every run in the models folder, newest first; refreshed every two seconds.
             else:
                 summary = run_summary(run)  # never raises: damage is named in "warning"
                 self._cache[key] = (sig, summary)
+            if run.path.parent != Path(models_dir):  # a run of a sweep: shown under it
+                summary = dict(summary, name=f"{run.path.parent.name}/{run.name}")
             rows.append((key, summary))
         self.post_message(RunsScanned(rows))
 
@@ -172,6 +179,10 @@ Every run in the models folder, newest first; refreshed every two seconds.
         if key is None:
             self.notify("No run selected.", severity="warning")
             return None
+        if sweeps.is_sweep(key):
+            self.notify("This row is a sweep: enter opens its comparison; its runs are listed "
+                        "under it. Resume it with: prunetui sweep SWEEP.toml", severity="warning")
+            return None
         return store.RunDir(key)
 
     # ------------------------------------------------------------------ actions
@@ -180,6 +191,11 @@ Every run in the models folder, newest first; refreshed every two seconds.
         await self.action_open()
 
     async def action_open(self) -> None:
+        if sweeps.is_sweep(self.current_key() or ""):
+            from prunetui.app.screens.sweeps import SweepScreen
+
+            self.app.push_screen(SweepScreen(sweeps.SweepDir(self.current_key())))
+            return
         run = self._current_run()
         if run is None:
             return
