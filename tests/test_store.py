@@ -27,7 +27,44 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(store.StoreError, match="Disk full"):
         store.atomic_write(path, half_then_full)
     assert torch.equal(store.load_checkpoint(path)["w"], torch.ones(3))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "ckpt.pt.sha256"]
+    # no temp file left
+
+
+def test_a_kill_between_sidecar_and_file_leaves_a_file_that_verifies(tmp_path, monkeypatch):
+    path = tmp_path / "status.json"
+    store.write_checked(path, b"one")
+    real = store.atomic_write
+
+    def killed_on_the_file(target, write):
+        if target == path:
+            raise KeyboardInterrupt  # killed after the sidecar was replaced
+        real(target, write)
+
+    monkeypatch.setattr(store, "atomic_write", killed_on_the_file)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_checked(path, b"two")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"one" and store.verify(path) == store.INTACT
+    store.write_checked(path, b"two")
+    assert store.verify(path) == store.INTACT
+    path.write_bytes(b"twO")
+    assert store.verify(path) == store.DAMAGED
+    moved = store.move_aside(path)
+    assert moved is not None and moved.read_bytes() == b"twO"
+    assert store.sidecar(moved).exists() and store.verify(path) == store.MISSING
+    path.write_bytes(b"three")
+    assert store.verify(path) == store.UNVERIFIED  # no sidecar: readers try to load it
+
+
+def test_a_damaged_checkpoint_is_named_not_loaded(tmp_path):
+    path = tmp_path / "c.pt"
+    store.save_checkpoint({"w": torch.ones(1000)}, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # torch itself would load this without a word
+    path.write_bytes(bytes(data))
+    with pytest.raises(store.DamagedFile, match="checksum"):
+        store.load_checkpoint(path)
 
 
 def test_atomic_files_get_the_usual_permissions(tmp_path):
