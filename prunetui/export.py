@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import math
-import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,8 +297,10 @@ def read_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
 def _load(source: Any, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     try:
-        raw = torch.load(source, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        with warnings.catch_warnings():  # foreign pickles warn about their protocol
+            warnings.simplefilter("ignore")
+            raw = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # the restricted unpickler raises many types on foreign bytes
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise _damaged(path, f"it is not a readable prunetui export (truncated, damaged or "
                        f"another kind of file: {first})") from err
