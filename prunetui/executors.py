@@ -274,7 +274,10 @@ class RayExecutor:
     def task_options(self, ray) -> dict:
         if ray.cluster_resources().get("GPU", 0) > 0:
             return {"num_gpus": self.gpus_per_run, "num_cpus": 1}
-        return {"num_cpus": self.threads}
+        # A task asking for more CPUs than any node has would wait forever.
+        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")),
+                      default=1)
+        return {"num_cpus": max(1, min(self.threads, int(largest)))}
 
     def run(self, run_dirs: list[Path], on_event: Sink = _ignore,
             on_tick: Callable[[], None] | None = None) -> dict[str, str]:

@@ -359,7 +359,8 @@ def sweep_summary(sweep: SweepDir) -> dict[str, str]:
 def summarize(sweep: SweepDir) -> dict[str, str]:
     """One row of a runs list for a whole sweep (same keys as results.run_summary)."""
     runs = sweep.runs()
-    states = [r.read_status().effective_state if r.exists() else "missing" for r in runs]
+    states = [("missing" if not r.exists() else "waiting" if not r.status_path.exists()
+               else r.read_status().effective_state) for r in runs]
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     state = (store.RUNNING if counts.get(store.RUNNING) else
              store.FINISHED if counts.get(store.FINISHED) == len(runs) else store.INTERRUPTED)
