@@ -32,7 +32,7 @@ DEFAULT_RETRIES = 2
 @dataclass(frozen=True)
 class Launched:
     name: str
-    pid: int
+    pid: int  # 0 for a Ray task (its process starts on whichever node Ray picks)
     attempt: int  # 1 for the first start
 
 
@@ -85,11 +85,17 @@ def child_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     return env
 
 
+try:  # looked up here: a child between fork and exec must not dlopen (locks of other threads)
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGTERM (checkpoint and stop) when the process that started it dies,
     so a killed driver or Ray worker leaves interrupted runs, not orphans still training."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def launch(run_dir: Path, threads: int, gpu: str | None = None,

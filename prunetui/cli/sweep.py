@@ -160,7 +160,8 @@ class SweepView:
 
     def on_event(self, event: executors.SweepEvent) -> None:
         if isinstance(event, executors.Launched):
-            what = f"attempt {event.attempt}" if event.attempt > 1 else "started"
+            what = ("queued as a Ray task" if not event.pid else
+                    f"attempt {event.attempt}" if event.attempt > 1 else "started")
             self._say(f"{event.name}: {what}")
         elif isinstance(event, executors.Retrying):
             self._say(f"{event.name}: its process died ({event.reason}); starting it again to "
