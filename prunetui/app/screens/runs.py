@@ -60,6 +60,8 @@ Every run in the models folder, newest first; refreshed every two seconds.
 | `R` | resume it detached (own process, survives logout) |
 | `d` | delete the run folder (asks first) |
 | `f` | save a figure (png, svg, pdf) of this run, or of the marked run and this one |
+| `s` | size and speed: file size and latency of each round |
+| `e` | export a round as a compact model file (asks for round, scheme and format) |
 | `g` | refresh now |
 """
     BINDINGS: ClassVar = [
@@ -71,6 +73,8 @@ Every run in the models folder, newest first; refreshed every two seconds.
         Binding("d", "delete", "Delete"),
         Binding("f", "figure", "Figure"),
         Binding("g", "refresh", "Refresh", show=False),
+        Binding("s", "footprint", "Size"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(self) -> None:
@@ -234,6 +238,20 @@ Every run in the models folder, newest first; refreshed every two seconds.
         if key is not None:
             keys = [self.marked, key] if self.marked not in (None, key) else [key]
             save_figure(self, [store.RunDir(k) for k in keys])
+
+    def action_footprint(self) -> None:
+        from prunetui.app.screens.footprint import FootprintScreen
+
+        run = self._current_run()
+        if run is not None:
+            self.app.push_screen(FootprintScreen(run))
+
+    def action_export(self) -> None:
+        from prunetui.app.screens.footprint import ExportScreen
+
+        run = self._current_run()
+        if run is not None:
+            self.app.push_screen(ExportScreen(run))
 
     async def action_resume(self, detached: bool) -> None:
         run = self._current_run()

@@ -1,0 +1,226 @@
+"""Size and speed of a run's rounds (``prunetui report --size`` in the app), and the export dialog.
+
+Measuring builds every round's export files and times inference, which takes seconds: it runs
+in a thread worker (torch imported there, never at app start) that reports progress after each
+round and stops between timings when the screen closes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
+from textual.worker import get_current_worker
+
+from prunetui import store
+from prunetui.app.widgets.footer import StableFooter
+
+if TYPE_CHECKING:
+    from prunetui.footprint import Footprint
+
+FORMATS = ("sparse", "dense", "shrunk")
+LATENCY = (("dense", "dense"), ("sparse", "scipy-csr"), ("shrunk", "shrunk"))
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f}"
+
+
+def _us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1e6 * seconds:,.0f}"
+
+
+class FootprintScreen(Screen):
+    """One row per round of a scheme: weights left, accuracy, compression, file sizes,
+    latency at batch 1 and 256 (CPU, and GPU when present)."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape,q", "close", "Back"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, run: store.RunDir) -> None:
+        super().__init__()
+        self.run = run
+        self.rows: list[Footprint] = []
+        self.scheme = ""
+        self.error = ""
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Size and speed: {self.run.name}", id="footprint-title")
+        yield ProgressBar(id="footprint-progress", show_eta=False)
+        yield Static("Measuring file sizes and latency, round by round...",
+                     id="footprint-status")
+        yield DataTable(id="footprint-table", zebra_stripes=True, cursor_type="row")
+        yield StableFooter()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for col in ("round", "left %", "test %", "compr.", "speedup",
+                    *(f"{f} KiB" for f in FORMATS),
+                    *(f"b{b} {label} µs" for b in (1, 256) for label, _ in LATENCY)):
+            table.add_column(col, key=col)
+        self.measure()
+
+    @work(thread=True, exclusive=True, group="footprint", exit_on_error=False)
+    def measure(self) -> None:
+        worker = get_current_worker()
+        from prunetui.export import ExportError
+        from prunetui.footprint import run_footprints
+
+        def progress(done: int, total: int) -> None:
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._progress, done, total)
+
+        try:
+            scheme, rows = run_footprints(self.run, on_progress=progress,
+                                          should_stop=lambda: worker.is_cancelled)
+        except ExportError as err:
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._failed, str(err))
+            return
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show, scheme, rows)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.query_one(ProgressBar).update(total=total, progress=done)
+
+    def _failed(self, message: str) -> None:
+        self.error = message
+        self.query_one("#footprint-status", Static).update(f"Cannot measure: {message}")
+
+    def _show(self, scheme: str, rows: list[Footprint]) -> None:
+        self.scheme, self.rows = scheme, rows
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in rows:
+            table.add_row(
+                str(r.round), f"{100 * r.remaining:.1f}", f"{100 * r.test_acc:.2f}",
+                f"{r.compression:.1f}x", f"{r.speedup:.1f}x",
+                *(_kib(r.sizes.get(f)) for f in FORMATS),
+                *(_us(r.latency.get(("cpu", backend, b))) for b in (1, 256)
+                  for _, backend in LATENCY))
+        gpu = any(d == "cuda" for r in rows for d, _, _ in r.latency)
+        self.query_one("#footprint-status", Static).update(
+            f"Scheme {scheme}. CPU latency, median per call"
+            f"{' (GPU timings: prunetui report --size)' if gpu else ''}; sparse = scipy CSR "
+            "(LeNet; LightCNN loads sparse files into dense convolutions). e exports a round.")
+
+    def action_close(self) -> None:
+        self.workers.cancel_group(self, "footprint")
+        self.dismiss()
+
+    def action_export(self) -> None:
+        self.app.push_screen(ExportScreen(self.run))
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Asks for the round, scheme and format, then writes the file; returns its path."""
+
+    BINDINGS: ClassVar = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run: store.RunDir) -> None:
+        super().__init__(classes="modal")
+        self.run = run
+        self.written: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Export a round of {self.run.name}", classes="question")
+            yield Static("Finding finished rounds...", id="export-reason")
+            yield Select([], prompt="round and scheme", id="export-segment")
+            yield Select([(f, f) for f in FORMATS], value="sparse", allow_blank=False,
+                         id="export-format")
+            yield Input(placeholder="file to write", id="export-path")
+            yield ProgressBar(total=None, show_eta=False, id="export-progress")
+            with Horizontal(classes="buttons"):
+                yield Button("Export", id="export-go", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="export-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(ProgressBar).display = False
+        self.load_choices()
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def load_choices(self) -> None:
+        from prunetui.export import ExportError, choose, finished_segments
+
+        try:
+            choice = choose(self.run)
+            segs = finished_segments(self.run, 0)
+        except ExportError as err:
+            self.app.call_from_thread(self._reason, str(err))
+            return
+        options = [(f"round {s.round} {s.scheme}: {100 * s.remaining:.1f}% left, "
+                    f"{100 * s.test_acc:.2f}%", (s.round, s.scheme)) for s in segs]
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._choices, options, (choice.round, choice.scheme),
+                                      f"Suggested: round {choice.round} {choice.scheme}, "
+                                      f"{choice.reason}.")
+
+    def _reason(self, text: str) -> None:
+        self.query_one("#export-reason", Static).update(text)
+
+    def _choices(self, options: list, default: tuple[int, str], reason: str) -> None:
+        self._reason(reason)
+        select = self.query_one("#export-segment", Select)
+        select.set_options(options)
+        select.value = default
+        self._suggest_path()
+
+    def _suggest_path(self) -> None:
+        segment = self.query_one("#export-segment", Select).value
+        fmt = self.query_one("#export-format", Select).value
+        if isinstance(segment, tuple):
+            self.query_one("#export-path", Input).value = \
+                f"{self.run.name}-round{segment[0]}-{segment[1].replace(':', '-')}-{fmt}.pt"
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._suggest_path()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "export-cancel":
+            self.action_cancel()
+            return
+        segment = self.query_one("#export-segment", Select).value
+        path = self.query_one("#export-path", Input).value.strip()
+        if not isinstance(segment, tuple) or not path:
+            self.notify("Choose a round and a file name first.", severity="warning")
+            return
+        self.query_one(ProgressBar).display = True
+        event.button.disabled = True
+        self.write(segment, str(self.query_one("#export-format", Select).value), Path(path))
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def write(self, segment: tuple[int, str], fmt: str, path: Path) -> None:
+        from prunetui.export import Choice, ExportError, export, load_source
+
+        try:
+            src = load_source(self.run, Choice(0, segment[0], segment[1], ""))
+            exported = export(src, fmt, path)
+        except (ExportError, store.StoreError) as err:
+            self.app.call_from_thread(self._write_failed, str(err))
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._written, path, exported.message)
+
+    def _write_failed(self, message: str) -> None:
+        self.query_one(ProgressBar).display = False
+        self.query_one("#export-go", Button).disabled = False
+        self.notify(message, severity="error", timeout=10)
+
+    def _written(self, path: Path, message: str) -> None:
+        self.written = path
+        self.notify(f"Wrote {path}. {message} Load it with prunetui.load_pruned('{path}').",
+                    timeout=10)
+        self.dismiss(str(path))
+
+    def action_cancel(self) -> None:
+        self.workers.cancel_group(self, "export")
+        self.dismiss(None)
