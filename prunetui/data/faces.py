@@ -57,7 +57,9 @@ class FaceData(TensorData):
         device, size = self.train_x.device, self.train_x.shape[-1]
         idx = idx.to(device)
         rows, cols = crop_indices(len(idx), size, self.crop, generator)
-        rows, cols = rows.to(device), cols.to(device)
+        from prunetui.training import to_device  # no GPU sync per step
+
+        rows, cols = to_device(rows, device), to_device(cols, device)
         # One gather through flat indices [n, crop, crop] into the contiguous [N, 1, S, S]
         # tensor. Measured on 2 cores, batch 32: as fast as a per-image loop at crop 128, 7x
         # faster at crop 64, and 4-8x faster than 4-way advanced indexing.
