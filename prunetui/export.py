@@ -18,6 +18,7 @@ file; the checksum then catches truncation and tampering. Every failure is an ``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -339,12 +340,28 @@ def chain_of(model: nn.Module) -> list[ChainLayer]:
 
 def input_normalization(src: Source) -> dict[str, float] | None:
     """Mean and std of pixel/255 that model inputs are normalized with (None when unknown)."""
-    if src.cfg.data.dataset in ("mnist", "fashion-mnist"):
+    data = src.cfg.data
+    if data.dataset in ("mnist", "fashion-mnist"):
         from prunetui.data.mnist import NORMALIZATION
 
-        mean, std = NORMALIZATION[src.cfg.data.dataset]
+        mean, std = NORMALIZATION[data.dataset]
         return {"mean": mean, "std": std}
-    return None
+    return _face_stats(data.root, data.image_size, data.crop)
+
+
+@functools.lru_cache(maxsize=8)
+def _face_stats(root: str, image_size: int, crop: int) -> dict[str, float] | None:
+    """Faces are normalized with their training set's statistics: decode it once to get them."""
+    from prunetui.config import DataConfig
+    from prunetui.data import DataError
+    from prunetui.data.faces import load_faces
+
+    try:
+        faces = load_faces(DataConfig(dataset="faces", root=root, image_size=image_size,
+                                      crop=crop))
+    except (DataError, OSError):
+        return None
+    return {"mean": faces.mean, "std": faces.std}
 
 
 @dataclass
@@ -417,7 +434,8 @@ class PrunedModel(nn.Module):
 
     Input: model-ready tensors shaped like the training data (``N x 1 x 28 x 28`` or
     ``N x 784`` for MNIST, ``N x 1 x crop x crop`` for faces), normalized as
-    ``(pixel / 255 - mean) / std`` with ``meta["input_normalization"]``.
+    ``(pixel / 255 - mean) / std`` with ``meta["input_normalization"]``; ``prepare`` makes
+    them from raw 0-255 images.
     """
 
     def __init__(self, net: nn.Module, input_index: torch.Tensor | None,
@@ -426,6 +444,23 @@ class PrunedModel(nn.Module):
         self.net = net
         self.meta = meta
         self.register_buffer("input_index", input_index)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Model input from raw pixel images (0-255, ``N x H x W`` or ``N x 1 x H x W``): centre
+        crop to the training crop, then the run's normalization."""
+        shape = self.meta["input_shape"]
+        norm = self.meta.get("input_normalization")
+        if norm is None:
+            raise ExportError("This export does not know its input normalization (the face "
+                              "folder was not readable when it was written); normalize inputs "
+                              "as the run did.")
+        x = images.float().reshape(images.shape[0], 1, *images.shape[-2:])
+        top, left = (x.shape[-2] - shape[-2]) // 2, (x.shape[-1] - shape[-1]) // 2
+        if top < 0 or left < 0:
+            raise ExportError(f"Images of {tuple(images.shape[-2:])} pixels are smaller than "
+                              f"the model's input {tuple(shape[-2:])}.")
+        x = x[..., top:top + shape[-2], left:left + shape[-1]]
+        return (x / 255.0 - norm["mean"]) / norm["std"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_index is not None:

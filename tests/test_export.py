@@ -86,6 +86,8 @@ def test_each_format_gives_the_masked_models_predictions_on_the_whole_test_set(
     assert meta["config"]["model"]["arch"] == src.cfg.model.arch
     assert meta["torch_version"] == torch.__version__ and meta["prunetui_version"]
     assert meta["format"] == fmt
+    if which == "lightcnn":  # raw stored images -> the run's centre crop and normalization
+        torch.testing.assert_close(model.prepare(data.test_x), data.eval_input(data.test_x))
 
 
 def test_loaded_model_scores_the_runs_accuracy_in_a_fresh_python(lenet_run, tmp_path):
@@ -96,12 +98,10 @@ def test_loaded_model_scores_the_runs_accuracy_in_a_fresh_python(lenet_run, tmp_
         "import sys, prunetui\n"
         "assert 'torch' not in sys.modules\n"
         f"m = prunetui.load_pruned({str(path)!r})\n"
-        "from prunetui.config import DataConfig\n"
-        "from prunetui.data.mnist import load_mnist\n"
-        "import torch\n"
-        f"d = load_mnist(DataConfig(root={str(src.cfg.data.root)!r}))\n"
+        "import torch, torchvision\n"  # raw 0-255 test images, as a new user has them
+        f"d = torchvision.datasets.MNIST({str(src.cfg.data.root)!r}, train=False)\n"
         "with torch.inference_mode():\n"
-        "    acc = (m(d.test_x.view(-1, 1, 28, 28)).argmax(1) == d.test_y).float().mean()\n"
+        "    acc = (m(m.prepare(d.data)).argmax(1) == d.targets).float().mean()\n"
         "print(acc.item(), m.meta['test_acc'])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
