@@ -158,7 +158,7 @@ def env_threads(environ: Mapping[str, str] = os.environ) -> int | None:
 
 def choose(requested: int, recorded: int | None = None,
            environ: Mapping[str, str] = os.environ,
-           sample: Callable[[], CoreSample] = sample_cores) -> ThreadChoice:
+           sample: Callable[[], CoreSample] | None = None) -> ThreadChoice:
     """Recorded count (resume) > ``train.threads`` > OMP_NUM_THREADS > free cores now."""
     allowed = len(allowed_cpus())
     if recorded:
@@ -167,7 +167,7 @@ def choose(requested: int, recorded: int | None = None,
         return ThreadChoice(requested, "config", allowed)
     if (env := env_threads(environ)) is not None:
         return ThreadChoice(env, "environment", allowed)
-    cores = sample()
+    cores = (sample or sample_cores)()
     return ThreadChoice(cores.free, "auto", cores.allowed, cores.busy_other)
 
 
