@@ -41,6 +41,8 @@ class FaceDetector:
         except (RuntimeError, AssertionError) as err:
             raise PrepareError(f"--device {device!r} cannot be used here ({err}). Try "
                                "--device cpu.") from err
+        if self.device == "cpu":  # why: CPU max-pooling is 4-17x faster on channels-last
+            self.mtcnn.to(memory_format=torch.channels_last)  # tensors; it was 40% of detection
 
     def detect(self, images: Sequence[Image.Image], min_face: int) -> list[Detection | Skip]:
         self.mtcnn.min_face_size = min_face

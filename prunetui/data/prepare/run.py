@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -29,6 +28,9 @@ from prunetui.data.prepare.scan import Photo, check_paths, scan_source
 from prunetui.data.prepare.settings import PrepareError, Settings, default_min_face_size
 from prunetui.data.prepare.skips import Skip
 from prunetui.events import EventSink, Log, PrepareFinished, PrepareProgress, PrepareStarted, ignore
+from prunetui.threads import free_cores
+
+MAX_WORKERS = 8  # past this the Python parts of MTCNN (per-box loops) hold the GIL
 
 
 def plan_batches(photos: Sequence[Photo], keys: dict[str, Key],
@@ -49,7 +51,8 @@ def plan_batches(photos: Sequence[Photo], keys: dict[str, Key],
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """One detection thread per core that other processes leave free (sampled for 0.2 s)."""
+    return min(MAX_WORKERS, free_cores())
 
 
 Result = tuple[Photo, list[str] | Skip]  # saved names, or why not
@@ -60,10 +63,10 @@ class _Run:
     this thread journals them in order and sends the events."""
 
     def __init__(self, dst: Path, settings: Settings, journal: Journal, batch_size: int,
-                 device: str, workers: int, on_event: EventSink,
+                 device: str, workers: int | None, on_event: EventSink,
                  should_stop: Callable[[], bool] | None) -> None:
         self.dst, self.settings, self.journal = dst, settings, journal
-        self.batch_size, self.device, self.workers = batch_size, device, workers
+        self.batch_size, self.device, self.workers = batch_size, device, workers or 0
         self.on_event, self.should_stop = on_event, should_stop or (lambda: False)
         self.resolved_device: str | None = None  # set once a batch needs the detector
         self.faces = sum(len(r.faces) for r in journal.records.values())
@@ -97,9 +100,13 @@ class _Run:
         self.journal.flush()
 
     def _run_batches(self, batches: list[list[Photo]]) -> bool:
-        self.resolved_device = resolve_device(self.device)
-        # No torch.set_num_threads in the workers: it also sets MKL's process-wide count, which
-        # changed the float results of a training run in the same process.
+        with ThreadPoolExecutor(1) as probe:  # free cores are sampled while torch loads
+            cores = None if self.workers else probe.submit(default_workers)
+            self.resolved_device = resolve_device(self.device)
+            self.workers = self.workers or (cores.result() if cores else 1)
+        import torch
+
+        threads = torch.get_num_threads()
         pool = ThreadPoolExecutor(self.workers)
         in_flight: deque[Future[list[Result]]] = deque()
         stopped = False
@@ -115,6 +122,9 @@ class _Run:
                 self._collect(in_flight.popleft().result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            # why: a worker's set_num_threads(1) also set the count that threads starting torch
+            # later begin with (a training thread would sum its floats differently)
+            torch.set_num_threads(threads)
         return not stopped
 
     def _collect(self, results: list[Result]) -> None:
@@ -126,6 +136,13 @@ class _Run:
 
     def _detector(self) -> FaceDetector:
         if getattr(self._local, "detector", None) is None:
+            if self.resolved_device == "cpu":
+                import torch
+
+                # MTCNN's kernels are small: a worker per core, each on one thread, beat OpenMP
+                # teams per worker. This sets this thread's OpenMP and MKL counts only (and the
+                # default for new threads, which _run_batches restores).
+                torch.set_num_threads(1)
             self._local.detector = FaceDetector(self.resolved_device or self.device)
         return self._local.detector
 
@@ -200,7 +217,7 @@ def prepare_faces(src: str | Path, dst: str | Path, *, faces: str = "largest",
     ``should_stop`` is polled between batches; on True the run ends cleanly with
     ``report.cancelled`` set and the rest left for the next call. Raises PrepareError for
     unusable input and StoreError when DST cannot be written. ``workers`` detection threads
-    (default: up to 4, one per core) each run torch with one thread.
+    (default: one per free core, up to MAX_WORKERS) each run torch with one thread.
     """
     started = time.monotonic()
     settings = Settings(faces, float(margin), float(min_confidence),
@@ -226,7 +243,7 @@ def prepare_faces(src: str | Path, dst: str | Path, *, faces: str = "largest",
                          "was started with, so the result equals one uninterrupted run.",
                          level="warning"))
         run = _Run(dst_path, settings, journal, journal.batch_size, device,
-                   workers or default_workers(), on_event, should_stop)
+                   workers, on_event, should_stop)
         complete = run.execute(scan.photos, finished)
         report = build_report(src_path, dst_path, settings, scan, journal.records)
         remove_empty_person_dirs(dst_path, report.people_without_faces)
