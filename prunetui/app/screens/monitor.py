@@ -233,7 +233,7 @@ weights left in each layer. They redraw at most twice a second.
             live.per_epoch, live.device = ev.iterations_per_epoch, ev.device
             verb = "resuming" if ev.resumed else "training"
             self._write_log([f"{verb} on {ev.device}: {ev.rounds} rounds, "
-                             f"{', '.join(ev.schemes)}"])
+                             f"{', '.join(ev.schemes)}"] + ([ev.cpu] if ev.cpu else []))
         elif isinstance(ev, SegmentStarted):
             live.key = (ev.replicate, ev.round, ev.scheme)
             live.iteration, live.total = ev.iteration, ev.total_iterations
