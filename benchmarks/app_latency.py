@@ -9,6 +9,11 @@
    worker thread (MNIST LeNet, an evaluation every 20 iterations, so events, store points and
    chart redraws stream all the time). A callback scheduled every 10 ms records how late it
    runs; p50 / p99 / max over --seconds of training.
+3. Attaching to a long run (--attach-rows metric rows, 200,000 by default; the paper preset
+   with 5 replicates writes about 115,000): the same lag probe while Runs lists it, while it
+   opens (Results: read, folded, charts drawn) and while the Monitor follows it as rows keep
+   arriving; next to it, how long the same read blocks when done in one go (as on the event
+   loop before reads moved to a worker).
 
 Targets: first paint < 0.5 s, lag p99 < 50 ms. Figures depend on the machine and its load.
 """
@@ -136,12 +141,138 @@ async def loop_lag(data_root: Path, seconds: float) -> dict[str, float]:
             return result
 
 
+def write_long_run(models: Path, rows: int) -> Path:
+    """A finished run folder with about ``rows`` metric rows (5 replicates, 15 rounds)."""
+    import json
+
+    from prunetui import config, store
+
+    cfg = config.apply_overrides(config.Config(), [("prune.rounds", 15),
+                                                   ("train.replicates", 5)])
+    run = store.create_run(models, "long", config.dumps(cfg))
+    keys = [(rep, r, s) for rep in range(5) for r in range(16)
+            for s in (("dense",) if r == 0 else ("keep", "reinit", "rewind"))]
+    per = -(-rows // len(keys))
+    with run.metrics_path.open("w") as metrics, run.sparsity_path.open("w") as sparsity:
+        for rep, r, s in keys:
+            left = 0.8 ** r
+            sparsity.write(json.dumps({"replicate": rep, "round": r, "scheme": s,
+                                       "remaining": left, "layers": {"fc1.weight": left},
+                                       "counts": {"fc1.weight": 1}}) + "\n")
+            for i in range(per):
+                wobble = (7 * i % 11) / 100
+                metrics.write(json.dumps({
+                    "replicate": rep, "round": r, "scheme": s, "epoch": (i + 1) / 50,
+                    "iteration": 100 * (i + 1), "remaining": left, "train_loss": 0.5,
+                    "val_loss": 0.3 + wobble, "val_acc": 0.9 - wobble,
+                    "test_acc": 0.88 - wobble, "elapsed_s": 0.1 * i}) + "\n")
+    run.write_status(store.FINISHED, pid=999_999_999)
+    return run.path
+
+
+class LagProbe:
+    """Records how late a callback scheduled every TICK_S runs on the event loop."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._on = False
+
+    def start(self) -> None:
+        self.lags, self._on = [], True
+        loop = asyncio.get_running_loop()
+
+        def tick(expected: float) -> None:
+            now = time.monotonic()
+            self.lags.append(now - expected)
+            if self._on:
+                loop.call_at(now + TICK_S, tick, now + TICK_S)
+
+        loop.call_at(time.monotonic() + TICK_S, tick, time.monotonic() + TICK_S)
+
+    def stop(self) -> str:
+        self._on = False
+        lags = self.lags or [0.0]
+        return (f"p50 {1000 * percentile(lags, 0.5):.1f} ms, p99 "
+                f"{1000 * percentile(lags, 0.99):.1f} ms "
+                f"({1000 * percentile(lags, 0.99) / LAG_P99_TARGET_MS:.2f}x the target), max "
+                f"{1000 * max(lags):.1f} ms over {len(lags)} ticks")
+
+
+async def attach_lag(rows: int, follow_s: float) -> list[str]:
+    import json
+    import threading
+
+    from prunetui import store
+    from prunetui.app.app import PruneApp
+    from prunetui.app.rundata import RunData
+    from prunetui.app.screens.results import ResultsScreen
+    from prunetui.app.widgets.charts import Chart
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = store.RunDir(write_long_run(Path(tmp) / "models", rows))
+        size_mb = run.metrics_path.stat().st_size / 1e6
+        start = time.perf_counter()
+        data = RunData(run)
+        data.poll()
+        blocking = time.perf_counter() - start
+        out = [f"a run of {data.evaluations} metric rows ({size_mb:.0f} MB): read in one go "
+               f"it blocks for {blocking:.2f} s ({1000 * blocking / LAG_P99_TARGET_MS:.0f}x "
+               f"the {LAG_P99_TARGET_MS:.0f} ms lag target); with the app on it, event-loop lag:"]
+        probe = LagProbe()
+        app = PruneApp(models_dir=run.path.parent, data_root=tmp, start="runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            probe.start()
+            runs = app.screen
+            while not getattr(runs, "summaries", None):
+                await pilot.pause(0.05)
+            out.append(f"  Runs lists it (summary in a worker): {probe.stop()}")
+            probe.start()
+            await pilot.press("enter")
+            while not (isinstance(app.screen, ResultsScreen) and app.screen.data[0].loaded
+                       and all(c.builds for c in app.screen.query(Chart))):
+                await pilot.pause(0.05)
+            out.append(f"  Results opens it (read, fold, charts): {probe.stop()}")
+            await pilot.press("escape")
+            run.write_status(store.RUNNING)
+            probe.start()
+            await app.follow(run)
+            monitor = app.monitor()
+            while not monitor.data.loaded:
+                await pilot.pause(0.05)
+            stop = threading.Event()
+
+            def append() -> None:  # an evaluation every 50 ms, as a fast run writes them
+                i = 0
+                with run.metrics_path.open("a") as fh:
+                    while not stop.wait(0.05):
+                        i += 1
+                        fh.write(json.dumps({
+                            "replicate": 4, "round": 15, "scheme": "rewind", "epoch": 99.0,
+                            "iteration": 10**6 + i, "remaining": 0.035, "train_loss": 0.5,
+                            "val_loss": 0.3, "val_acc": 0.9, "test_acc": 0.88,
+                            "elapsed_s": 1.0}) + "\n")
+                        fh.flush()
+
+            writer = threading.Thread(target=append)
+            writer.start()
+            await pilot.pause(follow_s)
+            stop.set()
+            writer.join()
+            out.append(f"  the Monitor attaches and follows it for {follow_s:.0f} s more "
+                       f"({monitor.data.evaluations - data.evaluations} new rows): "
+                       f"{probe.stop()}")
+            run.write_status(store.FINISHED)
+        return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=str(REPO / "data"),
                         help="dataset root holding MNIST/raw (default: ./data)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--attach-rows", type=int, default=200_000,
+                        help="metric rows of the long run attached to (0 skips it)")
     args = parser.parse_args()
 
     paints, setups = first_paint(args.repeats)
@@ -159,6 +290,8 @@ def main() -> int:
           f"{lag['chart_builds']} chart redraws): p50 {lag['p50_ms']:.1f} ms, "
           f"p99 {lag['p99_ms']:.1f} ms ({lag['p99_ms'] / LAG_P99_TARGET_MS:.2f}x the "
           f"{LAG_P99_TARGET_MS:.0f} ms target), max {lag['max_ms']:.1f} ms")
+    if args.attach_rows:
+        print("\n".join(asyncio.run(attach_lag(args.attach_rows, 5.0))))
     print(f"machine: {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0

@@ -19,13 +19,14 @@ Pure Python: no Textual, no torch.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunetui import results
+from prunetui import results, store
 from prunetui.config import Config, ConfigError
 from prunetui.store import FINISHED, INTERRUPTED, LineProblem, RunDir, Status, torn_tail
 
@@ -35,7 +36,11 @@ LOG_KEEP = 200
 # keeps the order of engine events); more is read in a worker thread.
 READ_ON_LOOP_BYTES = 64 * 1024
 DAMAGED_STATUS = "status.json is damaged"
-CANCEL_CHECK_ROWS = 5000  # rows folded between checks that the reading worker was cancelled
+# A long metrics file is read and folded this much at a time (about 300 rows, a millisecond or
+# two of work), and the reading thread hands the GIL over after each chunk: otherwise the event
+# loop waits up to the 5 ms switch interval each time it gives the GIL up (for I/O), many
+# times a frame. Only one chunk of rows is alive at once, too.
+CHUNK_BYTES = 64 * 1024
 
 
 def key_of(record: dict[str, Any]) -> Key:
@@ -90,6 +95,34 @@ def describe_problems(problems: list[LineProblem], most: int = 3) -> str:
     text = "; ".join(str(p) for p in problems[:most])
     more = len(problems) - most
     return text + (f" (and {more} more)" if more > 0 else "")
+
+
+class ChunkedTail(store.JsonlTail):
+    """A :class:`~prunetui.store.JsonlTail` that can read a long file a chunk at a time."""
+
+    def read_chunk(self, size: int = CHUNK_BYTES
+                   ) -> tuple[list[dict[str, Any]], list[LineProblem], bool]:
+        """Complete lines from about ``size`` bytes on; True as the last value while more
+        complete lines may follow."""
+        if self.path.exists() and self.path.stat().st_size < self.offset:
+            self.offset, self.lines, self.problems = 0, 0, []  # cut back by a resume
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(size)
+                if len(data) == size:
+                    data += fh.readline()  # up to the end of the line the chunk cut
+        except FileNotFoundError:
+            return [], [], False
+        end = data.rfind(b"\n")
+        if end < 0:
+            return [], [], False
+        chunk = data[:end]
+        records, problems = store._parse(self.path, chunk, self.lines + 1, self.required)
+        self.offset += end + 1
+        self.lines += chunk.count(b"\n") + 1
+        self.problems += problems
+        return records, problems, len(data) >= size
 
 
 class Tally:
@@ -195,7 +228,7 @@ class RunData(Tally):
         except (ValueError, OSError) as err:
             self.config_error = config_problem(self.run, err)
         super().__init__(self.cfg.train.replicates if self.cfg else 1)
-        self._metrics = self.run.metrics_tail()
+        self._metrics = ChunkedTail(self.run.metrics_path, store.METRICS_KEYS)
         self._sparsity = self.run.sparsity_tail()
         self.status = Status("missing")
         self.state = "missing"  # effective state: running only while the pid lives
@@ -253,24 +286,25 @@ class RunData(Tally):
         try:
             sparsity, bad = self._sparsity.read_new_checked()
             problems += bad
-            if cancelled():
-                return None
-            rows, bad = self._metrics.read_new_checked()
-            problems += bad
+            # A segment's sparsity record is written before its rows: merge the two files in
+            # that order so log lines read as they happened.
+            started = {key_of(r): r for r in sparsity}
+            more = True
+            while more:
+                if cancelled():
+                    return None
+                rows, bad, more = self._metrics.read_chunk()
+                problems += bad
+                for row in rows:
+                    record = started.pop(key_of(row), None)
+                    if record is not None:
+                        tally.add_sparsity(record)
+                    tally.add_row(row)
+                time.sleep(0)  # let a waiting event loop take the GIL now
         except OSError as err:  # unreadable file (permissions, a folder in its place)
             status, state = safe_status(self.run)
             return Update(tally, reset, problems, status, state, self._count_done(),
                           error=f"cannot read {self.run.path}: {err.strerror or err}")
-        # A segment's sparsity record is written before its rows: merge the two files in that
-        # order so log lines read as they happened.
-        started = {key_of(r): r for r in sparsity}
-        for i, row in enumerate(rows):
-            if i % CANCEL_CHECK_ROWS == 0 and i and cancelled():
-                return None
-            record = started.pop(key_of(row), None)
-            if record is not None:
-                tally.add_sparsity(record)
-            tally.add_row(row)
         for record in started.values():
             tally.add_sparsity(record)
         status, state = safe_status(self.run)
@@ -352,10 +386,14 @@ class RunData(Tally):
     def rounds(self) -> list[int]:
         return sorted({k[1] for k in self.order})
 
+    def decisive_rows(self) -> list[dict[str, Any]]:
+        """Per segment the rows that decide its result: ``results.round_results`` of these is
+        that of every row."""
+        return [r for k in self._best for r in (self._best[k], self._max_val[k])]
+
     def round_results(self) -> list[results.RoundResult]:
         if self._results is None:
-            rows = [r for k in self._best for r in (self._best[k], self._max_val[k])]
-            self._results = results.round_results(rows)
+            self._results = results.round_results(self.decisive_rows())
         return self._results
 
     def lottery_curves(self) -> dict[str, list[results.RoundResult]]:
@@ -397,34 +435,43 @@ class RunData(Tally):
         return problems
 
 
-class _SafeStatusRun(RunDir):
-    """A RunDir whose status reads never fail (see :func:`safe_status`)."""
+class _FoldedRun(RunDir):
+    """The RunDir ``results.run_summary_checked`` reads: its status never fails to read (see
+    :func:`safe_status`) and its metrics are read a chunk at a time and folded to the rows that
+    decide each segment's result, so the summary is the same at a fraction of the cost."""
+
+    error = ""  # the metrics could not be read at all
 
     def read_status(self) -> Status:
         return safe_status(RunDir(self.path))[0]
+
+    def metrics_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+        data = RunData(RunDir(self.path))
+        update = data.read()
+        data.apply(update)
+        self.error = update.error if update else ""
+        return data.decisive_rows(), data.problems
 
 
 def run_summary(run: RunDir) -> dict[str, str]:
     """``results.run_summary`` for the Runs screen, whatever the damage (it never raises).
 
-    ``warning`` names what is damaged ("" when nothing): lines skipped (file and line), a
-    config or status file that cannot be read.
+    ``warning`` names what is damaged ("" when nothing): lines skipped (file and line, in
+    either JSON-lines file), files that cannot be read.
     """
-    warnings, problems = [], []
+    warnings, problems, folded = [], [], _FoldedRun(run.path)
     try:
-        summary, problems = results.run_summary_checked(_SafeStatusRun(run.path))
+        summary, problems = results.run_summary_checked(folded)
     except Exception as err:  # one damaged run must never hide the others
         summary = {"name": run.name, "status": safe_status(run)[1], "dataset": "?", "schemes": "?",
                    "rounds": "?", "dense": "-", "best": "-"}
         warnings.append(f"cannot summarize: {type(err).__name__}: {err}")
+    if folded.error:
+        warnings.append(folded.error)
     try:
         run.config()
     except (ValueError, OSError) as err:
         warnings.append(config_problem(run, err))
-    try:
-        problems += run.sparsity_checked()[1]
-    except OSError as err:
-        warnings.append(f"cannot read {run.sparsity_path.name}: {err.strerror or err}")
     if problems:
         warnings.append(f"{len(problems)} damaged line(s) skipped: "
                         f"{describe_problems(problems, 2)}")

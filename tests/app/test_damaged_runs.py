@@ -267,5 +267,6 @@ async def test_a_200k_row_run_is_read_off_the_event_loop(big_run, monkeypatch):
         await wait_for(pilot, lambda: monitor.data.evaluations == 200_101, 10, "the new row")
         big_run.write_status(store.FINISHED)
     big_reads = [on_loop for on_loop, size in reads if size > READ_ON_LOOP_BYTES]
-    assert len(big_reads) == 2 and not any(big_reads)  # Results, Monitor: off the loop
+    # Runs' summaries, Results and the Monitor each read the whole file: never on the loop.
+    assert len(big_reads) >= 3 and not any(big_reads)
     assert any(on_loop for on_loop, size in reads if 0 < size <= READ_ON_LOOP_BYTES)
