@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import prunetui  # noqa: F401  (sets OMP_WAIT_POLICY before any test imports torch)
+import prunetui  # noqa: F401  (sets the OpenMP wait policy before any test imports torch)
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_FILES = (
