@@ -94,6 +94,7 @@ class Experiment:
     def __init__(self, run: store.RunDir, on_event: EventSink = ignore,
                  control: RunControl | None = None, cfg: Config | None = None) -> None:
         self.run = run
+        self.restored = None if cfg else integrity.restore_config(run)  # from a checkpoint
         self.cfg = cfg or run.config()
         self.emit = on_event
         if self.cfg.log.tensorboard:  # every front end (CLI, app, detached, sweeps) logs
@@ -118,6 +119,8 @@ class Experiment:
             raise AlreadyRunning(f"{self.run.path} is already running (pid {status.pid}). "
                                  "Attach to it instead of starting it twice.")
         self.run.write_status(store.RUNNING)
+        if self.restored:
+            self.emit(Log(self.restored, "warning"))
         try:
             self._execute()
         except Stopped:

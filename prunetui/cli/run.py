@@ -268,6 +268,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = store.RunDir(args.run)
     err = _err_console()
     if not run.exists():
+        if run.checkpoints.is_dir():
+            return _error(err, f"{args.run}/config.toml is missing. 'prunetui run --resume "
+                          f"{args.run}' restores it from the checkpoints; 'prunetui check "
+                          f"{args.run}' lists what else is damaged.", EXIT_RUNTIME)
         return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
     metrics, problems = run.metrics_checked()
     warn_lines(err, run, problems)
