@@ -276,8 +276,9 @@ def regenerate_init(run: RunDir, path: Path, data: bytes, replicate: int, needed
         f"{_rel(run, path)} {'is damaged' if path.exists() else 'is missing'} ({problem}) and the "
         f"starting weights regenerated from the seed cannot be confirmed against a recorded "
         f"checksum, so replicate {replicate + 1} cannot be continued. The finished rounds are "
-        f"intact: 'prunetui report {run.path}' shows them and 'prunetui check {run.path}' "
-        f"lists every file. To get the remaining rounds, start the same experiment afresh: "
+        f"intact: 'prunetui report {run.path}' shows them, 'prunetui export {run.path} OUT' "
+        f"writes any of them as a model file and 'prunetui check {run.path}' lists every "
+        f"file. To get the remaining rounds, start the same experiment afresh: "
         f"prunetui run {run.config_path}")
 
 
