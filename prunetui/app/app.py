@@ -181,8 +181,11 @@ class PruneApp(App[int]):
         try:
             run.config()
         except (ValueError, OSError) as err:  # ConfigError, or a file that is not UTF-8
-            self.notify(str(err), severity="error", timeout=10)
-            return False
+            if not run.checkpoints.is_dir():
+                self.notify(str(err), severity="error", timeout=10)
+                return False
+            self.notify(f"{run.name}: config.toml is damaged; resuming puts it back from the "
+                        "copy in its checkpoints.", severity="warning")
         return await self._start(run, detached)
 
     async def _start(self, run: store.RunDir, detached: bool) -> bool:

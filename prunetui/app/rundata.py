@@ -223,11 +223,8 @@ class RunData(Tally):
         self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.cfg: Config | None = None
         self.config_error = ""
-        try:
-            self.cfg = self.run.config()
-        except (ValueError, OSError) as err:
-            self.config_error = config_problem(self.run, err)
-        super().__init__(self.cfg.train.replicates if self.cfg else 1)
+        super().__init__()
+        self.load_config()
         self._metrics = ChunkedTail(self.run.metrics_path, store.METRICS_KEYS)
         self._sparsity = self.run.sparsity_tail()
         self.status = Status("missing")
@@ -240,6 +237,14 @@ class RunData(Tally):
         self.reading = False  # a worker is reading (set by the views that start one)
         self._torn_seen = False  # a finished run's cut-off last line was reported
         self._results: list[results.RoundResult] | None = None
+
+    def load_config(self) -> None:
+        try:
+            self.cfg, self.config_error = self.run.config(), ""
+        except (ValueError, OSError) as err:
+            self.config_error = config_problem(self.run, err)
+        if self.cfg:
+            self.replicates = self.cfg.train.replicates
 
     def _clear(self) -> None:
         self._take(Tally(self.replicates))
@@ -433,6 +438,28 @@ class RunData(Tally):
     def drain_problems(self) -> list[LineProblem]:
         problems, self.new_problems = self.new_problems, []
         return problems
+
+
+RUN_FILES = (store.CONFIG_FILE, store.STATUS_FILE, store.METRICS_FILE, store.SPARSITY_FILE,
+             store.CHECKPOINT_DIR)
+
+
+def list_run_dirs(models_dir: str | Path) -> list[RunDir]:
+    """``store.list_runs``, plus folders that lost their config.toml but hold other run files:
+    a damaged run is listed (and named as such), never hidden. Newest first."""
+    try:
+        folders = [p for p in Path(models_dir).iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        for name in RUN_FILES:  # config.toml first: its time orders the runs, as list_runs
+            try:
+                found.append(((folder / name).stat().st_mtime, RunDir(folder)))
+                break
+            except OSError:
+                continue
+    return [run for _, run in sorted(found, key=lambda f: f[0], reverse=True)]
 
 
 class _FoldedRun(RunDir):

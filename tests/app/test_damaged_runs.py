@@ -76,9 +76,9 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
     runs = {name: write_run(models, name) for name in (
         "metrics-bad-line", "metrics-missing-key", "metrics-bad-epoch", "metrics-empty",
         "metrics-deleted", "metrics-binary", "metrics-folder", "sparsity-bad-line",
-        "sparsity-deleted", "config-binary", "config-invalid", "config-empty", "status-deleted",
-        "status-garbage", "status-list", "status-bad-pid", "checkpoint-truncated",
-        "finished-torn-tail")}
+        "sparsity-deleted", "config-deleted", "config-binary", "config-invalid", "config-empty",
+        "status-deleted", "status-garbage", "status-list", "status-bad-pid",
+        "checkpoint-truncated", "finished-torn-tail")}
     replace_line(runs["metrics-bad-line"].metrics_path, 5, '{"replicate": 0, "round"')
     row = metric_row((0, 1, "keep"), 2)
     del row["val_loss"]
@@ -92,6 +92,7 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
     runs["metrics-folder"].metrics_path.mkdir()
     replace_line(runs["sparsity-bad-line"].sparsity_path, 2, "[1, 2, 3]")
     runs["sparsity-deleted"].sparsity_path.unlink()
+    runs["config-deleted"].config_path.unlink()
     runs["config-binary"].config_path.write_bytes(b"\x00\xff\xfe garbage \x80")
     runs["config-invalid"].config_path.write_text('[train]\nlr = "fast"\n')
     runs["config-empty"].config_path.write_text("")
@@ -143,13 +144,12 @@ async def test_runs_screen_lists_warns_and_opens_every_damaged_run(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, RunsScreen)
-        # list_runs needs a config.toml: a folder without one is not a run.
         await wait_for(pilot, lambda: len(screen.summaries) == len(runs), 30, "every run")
         summaries = {Path(key).name: s for key, s in screen.summaries.items()}
         for name, where in LINE_WARNINGS.items():
             assert where in summaries[name]["warning"], (name, summaries[name])
-        for name in ("config-binary", "config-invalid", "metrics-folder", "status-list",
-                     "status-bad-pid", "status-garbage"):
+        for name in ("config-deleted", "config-binary", "config-invalid", "metrics-folder",
+                     "status-list", "status-bad-pid", "status-garbage"):
             assert summaries[name]["warning"], name
         assert summaries["status-list"]["status"] == store.INTERRUPTED
         for name in ("metrics-empty", "metrics-deleted", "config-empty", "status-deleted"):

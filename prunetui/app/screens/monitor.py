@@ -154,7 +154,11 @@ weights left in each layer. They redraw at most twice a second.
         path = str(run.path)
         try:
             from prunetui.experiment import Experiment  # imports torch, off the event loop
+            from prunetui.integrity import restore_config
 
+            note = restore_config(run)  # a damaged config.toml, from a checkpoint's copy
+            if note:
+                self.post_message(EngineEvent(path, LogEvent(note, "warning")))
             def sink(event) -> None:
                 if worker.is_cancelled:
                     control.request_stop()
@@ -230,6 +234,8 @@ weights left in each layer. They redraw at most twice a second.
         if isinstance(ev, (SegmentStarted, SegmentFinished, Checkpointed, RunFinished)):
             self.tick()  # what the store has now goes first, so the log reads in order
         if isinstance(ev, RunStarted):
+            if self.data.cfg is None:  # config.toml was restored from a checkpoint
+                self.data.load_config()
             live.per_epoch, live.device = ev.iterations_per_epoch, ev.device
             verb = "resuming" if ev.resumed else "training"
             self._write_log([f"{verb} on {ev.device}: {ev.rounds} rounds, "

@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 from prunetui import store
 from prunetui import sweep as sweeps
 from prunetui.app.messages import RunsScanned
-from prunetui.app.rundata import run_summary, safe_status
+from prunetui.app.rundata import list_run_dirs, run_summary, safe_status
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.widgets.footer import StableFooter
@@ -117,6 +117,8 @@ Every run in the models folder, newest first; refreshed every two seconds.
         rows = []
         try:
             runs = sweeps.grouped_runs(models_dir)  # runs, then each sweep and its runs
+            # and the run folders that lost their config.toml: listed as damaged, not hidden
+            runs += [r for r in list_run_dirs(models_dir) if not r.exists()]
         except (OSError, sweeps.SweepError):
             # a run folder removed while listing: the next refresh has it right
             return
