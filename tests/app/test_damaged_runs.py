@@ -270,3 +270,33 @@ async def test_a_200k_row_run_is_read_off_the_event_loop(big_run, monkeypatch):
     # Runs' summaries, Results and the Monitor each read the whole file: never on the loop.
     assert len(big_reads) >= 3 and not any(big_reads)
     assert any(on_loop for on_loop, size in reads if 0 < size <= READ_ON_LOOP_BYTES)
+
+
+async def test_resume_in_the_app_repairs_a_lost_config_and_a_truncated_checkpoint(models,
+                                                                                   mnist_root):
+    from tests.app.test_runs import interrupted_run
+
+    lost_config = interrupted_run(models, mnist_root, "lost-config")
+    lost_config.config_path.unlink()
+    truncated = interrupted_run(models, mnist_root, "truncated-resume")
+    data = truncated.resume_checkpoint().read_bytes()
+    truncated.resume_checkpoint().write_bytes(data[: len(data) // 2])
+    app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.summaries) == 2, 10, "both runs")
+        assert "config.toml" in screen.summaries[str(lost_config.path)]["warning"]
+        for run in (lost_config, truncated):
+            screen.query_one("#runs-table").move_cursor(
+                row=list(screen.summaries).index(str(run.path)), animate=False)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "Monitor")
+            monitor = app.monitor()
+            await wait_for(pilot, lambda: not app.monitor().training, 120, f"{run.name} ends")
+            await pilot.pause(0.6)
+            assert monitor.data.state == store.FINISHED, monitor.data.status
+            assert monitor.data.evaluations == 8 and monitor.data.cfg is not None
+            assert "warning" in "\n".join(monitor.query_one("#run-log").lines)
+            await pilot.press("4")
+            await wait_for(pilot, lambda: app.screen is screen, 5, "Runs")
+    assert lost_config.exists()  # config.toml is back
