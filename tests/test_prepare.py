@@ -216,6 +216,28 @@ def test_other_settings_or_src_on_the_same_dst_are_refused(src, reference, tmp_p
     assert outputs(dst) == outputs(reference[0])  # refused before touching anything
 
 
+def test_a_run_leaves_the_torch_threads_of_new_threads_as_it_found_them(tmp_path):
+    """Workers run torch on one thread each; a training thread started later must not."""
+    import threading
+
+    import torch
+
+    src = tmp_path / "src"
+    (src / "tony").mkdir(parents=True)
+    shutil.copyfile(lfw(need_faces(), "Tony_Blair", 1), src / "tony" / "1.jpg")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert prepare_faces(src, tmp_path / "dst", workers=2, device="cpu").faces_saved == 1
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert seen == [2]
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- --faces all ----------------------------------------------------------------------------
 
 
