@@ -124,7 +124,6 @@ def choose(run: store.RunDir, round_: int | None = None, scheme: str | None = No
     if round_ is not None and scheme is not None:
         seg = pool[0]
         return Choice(replicate, seg.round, seg.scheme, "as asked")
-    assert dense is not None or round_ is not None
     base = dense.test_acc if dense else max(s.test_acc for s in pool)
     near = [s for s in pool if s.test_acc >= base - ACCURACY_TOLERANCE - 1e-12]
     if near:

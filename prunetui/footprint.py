@@ -177,18 +177,28 @@ def backends(src: Source) -> dict[str, Forward]:
 
 
 def median_latency(forward: Forward, x: torch.Tensor, repeats: int = 50, warmup: int = 5,
-                   should_stop: Callable[[], bool] | None = None) -> float:
-    """Median seconds per call of ``forward(x)``."""
-    times = []
+                   should_stop: Callable[[], bool] | None = None,
+                   budget_s: float = 2.0) -> float:
+    """Median seconds per call of ``forward(x)``: ``warmup`` calls, then up to ``repeats``
+    timed ones, fewer (at least 3) once ``budget_s`` is spent (a full-size LightCNN at batch
+    256 takes seconds per call)."""
+    times: list[float] = []
     with torch.inference_mode():
+        start = time.perf_counter()
         for _ in range(warmup):
             forward(x)
+            if time.perf_counter() - start > budget_s / 4:
+                break
+        spent = 0.0
         for _ in range(repeats):
             if should_stop is not None and should_stop():
+                break
+            if len(times) >= 3 and spent > budget_s:
                 break
             start = time.perf_counter()
             forward(x)
             times.append(time.perf_counter() - start)
+            spent += times[-1]
     return statistics.median(times) if times else float("nan")
 
 

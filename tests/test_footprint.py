@@ -11,7 +11,7 @@ from prunetui import config, export, footprint, pruning, store
 from prunetui.nets import prunable_layers
 from prunetui.nets.lenet import LeNet300100
 from prunetui.nets.lightcnn import LightCNN9
-from tests.test_export import lenet_run  # noqa: F401  (module fixture: a tiny real run)
+from tests.test_export import lenet_run, lightcnn_run  # noqa: F401  (tiny real runs)
 
 LENET_MACS = 784 * 300 + 300 * 100 + 100 * 10
 
@@ -101,3 +101,11 @@ def test_run_footprints_gives_one_row_per_round_of_the_scheme(lenet_run):  # noq
     assert rows[2].sizes["sparse"] < rows[0].sizes["sparse"]
     with pytest.raises(export.ExportError, match="no finished round of scheme 'nope'"):
         footprint.run_footprints(lenet_run, "nope", repeats=1)
+
+
+def test_lightcnn_rows_time_dense_convolutions_only(lightcnn_run):  # noqa: F811
+    scheme, rows = footprint.run_footprints(lightcnn_run, repeats=2)
+    assert scheme == "rewind" and [r.round for r in rows] == [0, 1, 2]
+    assert {name for _, name, _ in rows[2].latency} == {"dense", "shrunk"}
+    assert rows[2].sizes["sparse"] < rows[2].sizes["dense"]
+    assert rows[2].speedup > 1 and rows[0].speedup == 1
