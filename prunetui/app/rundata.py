@@ -19,6 +19,7 @@ Pure Python: no Textual, no torch.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -128,8 +129,9 @@ class ChunkedTail(store.JsonlTail):
 class Tally:
     """Segments, curves and best rows folded from run-store records (in the order written)."""
 
-    def __init__(self, replicates: int = 1) -> None:
+    def __init__(self, replicates: int = 1, curves: bool = True) -> None:
         self.replicates = replicates
+        self.keep_curves = curves  # False: results only (the Runs list)
         self.evaluations = 0
         self.curves: dict[Key, list[tuple[float, float]]] = {}  # (epoch, test acc %)
         self.last_iteration: dict[Key, int] = {}
@@ -160,7 +162,8 @@ class Tally:
         self.evaluations += 1
         epoch = _number(row.get("epoch"))
         if epoch is not None:
-            self.curves.setdefault(key, []).append((epoch, 100 * row["test_acc"]))
+            if self.keep_curves:
+                self.curves.setdefault(key, []).append((epoch, 100 * row["test_acc"]))
             if epoch and not self.per_epoch:
                 self.per_epoch = max(1, round(row["iteration"] / epoch))
         self.last_iteration[key] = row["iteration"]
@@ -219,11 +222,11 @@ class Update:
 
 
 class RunData(Tally):
-    def __init__(self, run: RunDir | str | Path) -> None:
+    def __init__(self, run: RunDir | str | Path, curves: bool = True) -> None:
         self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.cfg: Config | None = None
         self.config_error = ""
-        super().__init__()
+        super().__init__(curves=curves)
         self.load_config()
         self._metrics = ChunkedTail(self.run.metrics_path, store.METRICS_KEYS)
         self._sparsity = self.run.sparsity_tail()
@@ -236,6 +239,7 @@ class RunData(Tally):
         self.loaded = False  # a first read has been applied
         self.reading = False  # a worker is reading (set by the views that start one)
         self._torn_seen = False  # a finished run's cut-off last line was reported
+        self.lock = threading.Lock()  # for workers that share one RunData (Runs' scans)
         self._results: list[results.RoundResult] | None = None
 
     def load_config(self) -> None:
@@ -247,7 +251,7 @@ class RunData(Tally):
             self.replicates = self.cfg.train.replicates
 
     def _clear(self) -> None:
-        self._take(Tally(self.replicates))
+        self._take(Tally(self.replicates, self.keep_curves))
         self.log_entries.clear()
         self.segments_done = 0
         self.problems = []
@@ -287,7 +291,7 @@ class RunData(Tally):
                 tail.offset, tail.lines, tail.problems = 0, 0, []
             self._torn_seen = False
         before = self._metrics.offset + self._sparsity.offset
-        tally, problems = Tally(self.replicates), []
+        tally, problems = Tally(self.replicates, self.keep_curves), []
         try:
             sparsity, bad = self._sparsity.read_new_checked()
             problems += bad
@@ -464,37 +468,48 @@ def list_run_dirs(models_dir: str | Path) -> list[RunDir]:
 
 class _FoldedRun(RunDir):
     """The RunDir ``results.run_summary_checked`` reads: its status never fails to read (see
-    :func:`safe_status`) and its metrics are read a chunk at a time and folded to the rows that
-    decide each segment's result, so the summary is the same at a fraction of the cost."""
+    :func:`safe_status`) and its metrics come from a results-only RunData, read a chunk at a
+    time and incrementally, folded to the rows that decide each segment's result: the same
+    summary at a fraction of the cost."""
 
-    error = ""  # the metrics could not be read at all
+    def __init__(self, data: RunData) -> None:
+        super().__init__(data.run.path)
+        self.data = data
+        self.error = ""  # the metrics could not be read at all
 
     def read_status(self) -> Status:
         return safe_status(RunDir(self.path))[0]
 
     def metrics_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
-        data = RunData(RunDir(self.path))
-        update = data.read()
-        data.apply(update)
+        update = self.data.read()
+        self.data.apply(update)
         self.error = update.error if update else ""
-        return data.decisive_rows(), data.problems
+        return self.data.decisive_rows(), self.data.problems
 
 
-def run_summary(run: RunDir) -> dict[str, str]:
+def run_summary(run: RunDir, folded: dict[str, RunData] | None = None) -> dict[str, str]:
     """``results.run_summary`` for the Runs screen, whatever the damage (it never raises).
 
     ``warning`` names what is damaged ("" when nothing): lines skipped (file and line, in
-    either JSON-lines file), files that cannot be read.
+    either JSON-lines file), files that cannot be read. ``folded`` keeps what was read of each
+    run between calls, so a growing run is read from where the last call stopped.
     """
-    warnings, problems, folded = [], [], _FoldedRun(run.path)
+    data = folded.get(str(run.path)) if folded is not None else None
+    if data is None:
+        data = RunData(run, curves=False)
+        if folded is not None:
+            folded[str(run.path)] = data
+    warnings, problems, folded_run = [], [], _FoldedRun(data)
     try:
-        summary, problems = results.run_summary_checked(folded)
+        with data.lock:  # a scan started while another still reads waits for it
+            summary, problems = results.run_summary_checked(folded_run)
+            problems = list(problems)
     except Exception as err:  # one damaged run must never hide the others
         summary = {"name": run.name, "status": safe_status(run)[1], "dataset": "?", "schemes": "?",
                    "rounds": "?", "dense": "-", "best": "-"}
         warnings.append(f"cannot summarize: {type(err).__name__}: {err}")
-    if folded.error:
-        warnings.append(folded.error)
+    if folded_run.error:
+        warnings.append(folded_run.error)
     try:
         run.config()
     except (ValueError, OSError) as err:

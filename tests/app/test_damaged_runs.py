@@ -300,3 +300,25 @@ async def test_resume_in_the_app_repairs_a_lost_config_and_a_truncated_checkpoin
             await pilot.press("4")
             await wait_for(pilot, lambda: app.screen is screen, 5, "Runs")
     assert lost_config.exists()  # config.toml is back
+
+
+def test_runs_summary_reads_on_from_where_it_stopped_and_matches_a_full_read(tmp_path):
+    from prunetui.app.rundata import run_summary
+
+    run = write_run(tmp_path, "growing", rounds=1, state=store.RUNNING, pid=os.getpid())
+    folded: dict[str, RunData] = {}
+    first = run_summary(run, folded)
+    with run.metrics_path.open("a") as fh:  # a better keep row, then a damaged line
+        fh.write(json.dumps(dict(metric_row((0, 1, "keep"), 6), val_loss=0.01,
+                                 test_acc=0.99)) + "\n")
+        fh.write("{oops\n")
+    offset = folded[str(run.path)]._metrics.offset
+    second = run_summary(run, folded)
+    assert folded[str(run.path)]._metrics.offset > offset > 0  # read on, not again
+    full, problems = results.run_summary_checked(run)
+    def without_warning(summary: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in summary.items() if k != "warning"}
+
+    assert without_warning(second) == full != without_warning(first)
+    assert "99.00%" in second["best"] and [p.line for p in problems] == [26]
+    assert "metrics.jsonl line 26: not valid JSON" in second["warning"]

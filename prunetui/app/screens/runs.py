@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 from prunetui import store
 from prunetui import sweep as sweeps
 from prunetui.app.messages import RunsScanned
-from prunetui.app.rundata import list_run_dirs, run_summary, safe_status
+from prunetui.app.rundata import RunData, list_run_dirs, run_summary, safe_status
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.widgets.footer import StableFooter
@@ -82,6 +82,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         self.summaries: dict[str, dict[str, str]] = {}
         self.marked: str | None = None
         self._cache: dict[str, tuple[tuple, dict[str, str]]] = {}
+        self._folded: dict[str, RunData] = {}  # results read so far, per run (run_summary)
 
     @property
     def prune_app(self) -> PruneApp:
@@ -133,7 +134,9 @@ Every run in the models folder, newest first; refreshed every two seconds.
             if cached and cached[0] == sig:
                 summary = dict(cached[1], status=safe_status(run)[1])
             else:
-                summary = run_summary(run)  # never raises: damage is named in "warning"
+                # never raises: damage is named in "warning"; a growing run is read from where
+                # the last scan stopped
+                summary = run_summary(run, self._folded)
                 self._cache[key] = (sig, summary)
             if run.path.parent != Path(models_dir):  # a run of a sweep: shown under it
                 summary = dict(summary, name=f"{run.path.parent.name}/{run.name}")
@@ -277,6 +280,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
                 self.notify(f"Cannot delete {run.path}: {err.strerror}", severity="error")
                 return
             self._cache.pop(str(run.path), None)
+            self._folded.pop(str(run.path), None)
             self.notify(f"Deleted {run.name}")
             self.action_refresh()
 
