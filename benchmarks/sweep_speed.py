@@ -73,10 +73,12 @@ def main() -> None:
         ray_start: list[float] = []
         same_metrics = True
         for trial in range(args.trials):
-            setups = [("1 local worker", "local1", executors.LocalExecutor(1, cores)),
-                      ("2 local workers", "local2", executors.LocalExecutor(2, max(1, cores // 2)))]
+            half = max(1, cores // 2)
+            setups = [
+                (f"1 local worker x {cores} thr", "local1", executors.LocalExecutor(1, cores)),
+                (f"2 local workers x {half} thr", "local2", executors.LocalExecutor(2, half))]
             if not args.no_ray:
-                setups.append(("Ray, local instance", "ray", executors.RayExecutor(
+                setups.append((f"Ray tasks x {half} thr", "ray", executors.RayExecutor(
                     None, max(1, cores // 2), init_kwargs={"num_cpus": cores})))
             for label, slug, executor in setups:
                 out = tmp_path / f"{slug}-{trial}"
@@ -98,10 +100,10 @@ def main() -> None:
 
     print(f"\n{cores} CPU cores; 4 runs of LeNet-300-100 on 5,000 MNIST images, each 7 "
           "segments of 300 iterations; median of the trials:")
-    base = statistics.median(times["1 local worker"])
+    base = statistics.median(next(iter(times.values())))
     for label, values in times.items():
         t = statistics.median(values)
-        print(f"  {label:22s} {t:7.1f} s   {base / t:5.2f}x the speed of 1 worker")
+        print(f"  {label:26s} {t:7.1f} s   {base / t:5.2f}x the speed of 1 worker")
     if ray_start:
         print(f"  Ray start-up (ray.init, not included above): {statistics.median(ray_start):.1f}"
               " s")
