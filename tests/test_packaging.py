@@ -82,3 +82,20 @@ def test_wheel_ships_presets_styles_and_the_command(wheel):
     assert {str(Requirement(r)) for r in requires} == {
         str(Requirement(r)) for r in PYPROJECT["project"]["dependencies"]}
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+
+
+def test_version_names_prunetui_torch_cuda_and_the_device(capsys):
+    import torch
+
+    import prunetui
+    from prunetui.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"prunetui {prunetui.__version__}" in out
+    assert f"torch {torch.__version__}" in out
+    assert ("CUDA: available" if torch.cuda.is_available() else "CUDA: not available") in out
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f"device for train.device = auto: {device}" in out
