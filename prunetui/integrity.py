@@ -36,10 +36,18 @@ class SegmentLike(Protocol):
     def key(self) -> tuple[int, int, str]: ...
 
 
-def label(seg: SegmentLike) -> str:
+def label(seg: SegmentLike, segments: Sequence[SegmentLike] = ()) -> str:
+    """``round 3 keep``; ``rep 2 round 3 keep`` when ``segments`` has several replicates."""
     from prunetui.results import segment_label
 
-    return segment_label(seg.replicate, seg.round, seg.scheme)
+    replicates = 1 + max((s.replicate for s in segments), default=0)
+    return segment_label(seg.replicate, seg.round, seg.scheme, replicates)
+
+
+def _natural(segments: Sequence[SegmentLike], final_path: Callable[[SegmentLike], Path]
+             ) -> int:
+    """Where a resume would start were nothing damaged: the first segment without its file."""
+    return next((i for i, s in enumerate(segments) if not final_path(s).exists()), len(segments))
 
 
 def file_state(path: Path, load: Callable[[Path], Any] | None = store.load_checkpoint) -> str:
@@ -90,7 +98,8 @@ def _first_unfinished(run: RunDir, segments: Sequence[SegmentLike],
         if state == DAMAGED or later or store.sidecar(path).exists():
             why = "is damaged" if state == DAMAGED else "is missing"
             after = f" and the {later} finished segments after it" if later else ""
-            notes.append(_moved(run, path, why) + f": {label(seg)}{after} will be retrained")
+            notes.append(_moved(run, path, why) + f": {label(seg, segments)}{after} will be "
+                         "retrained")
         return index
     return len(segments)
 
@@ -112,27 +121,34 @@ def _rewind_fallback(run: RunDir, segments: Sequence[SegmentLike], done: int,
             if file_state(path) in (INTACT, UNVERIFIED):
                 continue
             why = "is damaged" if path.exists() else "is missing"
-            notes.append(_moved(run, path, why) + f": rewinding needs it, so {label(seg)} and "
+            notes.append(_moved(run, path, why) + f": rewinding needs it, so "
+                         f"{label(seg, segments)} and "
                          "the segments after it will be retrained")
             return index
     return done
 
 
-def _load_resume(run: RunDir, seg: SegmentLike | None, notes: list[str]) -> dict[str, Any] | None:
+def _resume_lost(seg: SegmentLike | None, segments: Sequence[SegmentLike]) -> str:
+    where = f"; {label(seg, segments)} restarts from its start" if seg is not None else ""
+    return f"the training since the last finished segment is lost{where}"
+
+
+def _load_resume(run: RunDir, seg: SegmentLike | None, natural: bool,
+                 segments: Sequence[SegmentLike], notes: list[str]) -> dict[str, Any] | None:
+    """resume.pt if it is intact and belongs to ``seg``; ``natural``: no fallback went further
+    back than resume.pt's own segment (else that fallback's note says what restarts)."""
     path = run.resume_checkpoint()
+    lost = _resume_lost(seg if natural else None, segments)
     if not path.exists():
         if store.sidecar(path).exists() and seg is not None:
-            notes.append(f"{_rel(run, path)} is missing: the training since the last finished "
-                         f"segment is lost; {label(seg)} restarts from its start")
+            notes.append(f"{_rel(run, path)} is missing: {lost}")
             store.move_aside(store.sidecar(path))
         return None
     try:
         state = store.load_checkpoint(path)
         matches = tuple(state["segment"]) == seg.key if seg is not None else False
     except store.DamagedFile:
-        where = f"; {label(seg)} restarts from its start" if seg is not None else ""
-        notes.append(_moved(run, path, "is damaged") + ": the training since the last finished "
-                     f"segment is lost{where}")
+        notes.append(_moved(run, path, "is damaged") + f": {lost}")
         return None
     except (store.StoreError, KeyError, TypeError):
         return None
@@ -190,7 +206,9 @@ def plan_resume(run: RunDir, segments: Sequence[SegmentLike],
     notes: list[str] = []
     done = _first_unfinished(run, segments, final_path, notes)
     done = _rewind_fallback(run, segments, done, rewind_ks, notes)
-    resume = _load_resume(run, segments[done] if done < len(segments) else None, notes)
+    natural = done == _natural(segments, final_path)
+    resume = _load_resume(run, segments[done] if done < len(segments) else None, natural,
+                          segments, notes)
     offsets = dict(START)
     if resume is not None:
         offsets = resume["store"]
@@ -363,14 +381,13 @@ def check_run(run: RunDir) -> CheckReport:
         _check_jsonl(report, None, [])
         return report
 
-    def final_path(seg: SegmentLike) -> Path:
-        return run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
-
+    final_path = report_final_path(run)
     segments = plan_segments(cfg)
     states = {seg.key: file_state(final_path(seg)) for seg in segments}
     first_bad = next((i for i, s in enumerate(segments)
                       if states[s.key] in (DAMAGED, MISSING)), len(segments))
     later = sum(final_path(s).exists() for s in segments[first_bad + 1:])
+    _check_replicates(report, cfg, segments, first_bad)
     for index, seg in enumerate(segments):
         path, state = final_path(seg), states[seg.key]
         if state == MISSING and (index > first_bad or not (later or
@@ -379,10 +396,10 @@ def check_run(run: RunDir) -> CheckReport:
         cost = ""
         if state not in (INTACT, UNVERIFIED):
             after = f" and the {later} finished segments after it" if later else ""
-            cost = (f"{label(seg)}{after} will be retrained on resume" if index == first_bad
-                    else f"{label(seg)} will be retrained on resume")
+            cost = (f"{label(seg, segments)}{after} will be retrained on resume"
+                    if index == first_bad else
+                    f"{label(seg, segments)} will be retrained on resume")
         add(FileCheck(_rel(run, path), state, cost))
-    _check_replicates(report, cfg, segments, first_bad)
     _check_resume(report, segments, first_bad)
     _check_jsonl(report, _newest_offsets(run, segments, first_bad, final_path), segments)
     report.set_aside = sorted(_rel(run, p) for p in run.path.rglob("*.damaged-*")
@@ -423,8 +440,9 @@ def _check_replicates(report: CheckReport, cfg: Any, segments: Sequence[SegmentL
             cost = ""
             if state in (DAMAGED, MISSING):
                 needed = any(rewind_iteration(s.scheme) == k and s.round > 0 for s in todo)
-                cost = (f"rewinding needs it: rep {rep + 1} round 0 and everything after it "
-                        "will be retrained on resume" if needed else "not needed any more "
+                dense = next(s for s in segments if s.replicate == rep and s.round == 0)
+                cost = (f"rewinding needs it: {label(dense, segments)} and the segments after "
+                        "it will be retrained on resume" if needed else "not needed any more "
                         "(the rewind rounds that use it are finished)")
             report.files.append(FileCheck(_rel(run, path), state, cost))
 
@@ -437,10 +455,14 @@ def _check_resume(report: CheckReport, segments: Sequence[SegmentLike], first_ba
     state = file_state(path)
     cost = ""
     if state in (DAMAGED, MISSING):
-        seg = f"; {label(segments[first_bad])} restarts from its start" \
-            if first_bad < len(segments) else ""
-        cost = f"the training since the last finished segment is lost{seg}"
+        natural = first_bad == _natural(segments, report_final_path(run))
+        seg = segments[first_bad] if natural and first_bad < len(segments) else None
+        cost = _resume_lost(seg, segments)
     report.files.append(FileCheck(_rel(run, path), state, cost))
+
+
+def report_final_path(run: RunDir) -> Callable[[SegmentLike], Path]:
+    return lambda seg: run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
 
 
 def _newest_offsets(run: RunDir, segments: Sequence[SegmentLike], first_bad: int,
@@ -479,11 +501,13 @@ def _check_jsonl(report: CheckReport, offsets: dict[str, Any] | None,
             state = INTACT if offsets and offsets.get(f"{key}_sha256") else UNVERIFIED
             report.files.append(FileCheck(path.name, state))
             continue
-        where = _lines_cost(problems) if problems else (
-            "shorter than its checkpoints recorded" if path.stat().st_size <
-            (offsets or {}).get(f"{key}_offset", 0) else "differs from the digest in the "
-            "checkpoints")
-        fix = ("report and the app skip the damaged lines; rebuilt from the checkpoints on "
-               "resume" if offsets and offsets.get(f"{key}_sha256") else
-               "report and the app skip the damaged lines")
+        if problems:
+            where, shown = _lines_cost(problems), "report and the app skip the damaged lines"
+        else:
+            short = path.stat().st_size < (offsets or {}).get(f"{key}_offset", 0)
+            where = ("shorter than its checkpoints recorded" if short else
+                     "differs from the digest in the checkpoints")
+            shown = "report shows what is left" if short else "report may show wrong numbers"
+        fix = (f"{shown}; rebuilt from the checkpoints on resume"
+               if offsets and offsets.get(f"{key}_sha256") else shown)
         report.files.append(FileCheck(path.name, DAMAGED, f"{where}: {fix}"))
