@@ -373,6 +373,8 @@ def read_jsonl_checked(path: Path, required: Required | None = None
         data = path.read_bytes()
     except FileNotFoundError:
         return [], []
+    except OSError as err:  # a directory in its place, no permission...
+        return [], [LineProblem(path, 1, f"cannot be read ({err.strerror or err})")]
     end = data.rfind(b"\n")
     return _parse(path, data[:end], 1, required) if end >= 0 else ([], [])
 
@@ -385,7 +387,7 @@ def torn_tail(path: Path) -> bool:
                 return False
             fh.seek(-1, os.SEEK_END)
             return fh.read(1) != b"\n"
-    except FileNotFoundError:
+    except OSError:
         return False
 
 
@@ -404,6 +406,9 @@ def _read_from(path: Path, offset: int, first_line: int, required: Required | No
             data = fh.read()
     except FileNotFoundError:
         return [], offset, 0, []
+    except OSError as err:
+        return [], offset, 0, [LineProblem(path, first_line,
+                                           f"cannot be read ({err.strerror or err})")]
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset, 0, []
@@ -500,6 +505,8 @@ class JsonlTail:
         records, self.offset, count, problems = _read_from(self.path, self.offset,
                                                            self.lines + 1, self.required)
         self.lines += count
+        if problems and not count and problems[0] in self.problems:
+            problems = []  # still unreadable: said once
         self.problems.extend(problems)
         return records, problems
 
@@ -612,13 +619,16 @@ class RunDir:
             return Status(state=INTERRUPTED, message=f"{STATUS_FILE} is damaged")
         try:
             raw = json.loads(data)
-            if not isinstance(raw, dict):
-                raise ValueError(raw)
-        except ValueError:
+            status = Status(state=raw.get("state", "unknown"), pid=raw.get("pid"),
+                            host=raw.get("host", ""), updated=raw.get("updated", 0.0),
+                            message=raw.get("message", ""))
+        except (ValueError, AttributeError):  # not JSON, or not an object
             return Status(state=INTERRUPTED, message=f"{STATUS_FILE} is damaged")
-        return Status(state=raw.get("state", "unknown"), pid=raw.get("pid"),
-                      host=raw.get("host", ""), updated=raw.get("updated", 0.0),
-                      message=raw.get("message", ""))
+        typed = (isinstance(status.state, str) and isinstance(status.host, str)
+                 and isinstance(status.message, str) and isinstance(status.updated, int | float)
+                 and (status.pid is None or type(status.pid) is int))
+        return status if typed else Status(state=INTERRUPTED,
+                                           message=f"{STATUS_FILE} is damaged")
 
     # --- records ---
     def metrics(self) -> list[dict[str, Any]]:

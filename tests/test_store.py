@@ -152,6 +152,18 @@ def test_a_finished_run_with_a_cut_off_last_line_reports_it(tmp_path):
         "metrics.jsonl line 2: cut off (the run had finished)"]
 
 
+def test_damaged_status_and_unreadable_metrics_never_raise(tmp_path):
+    run = store.create_run(tmp_path, "r", "")
+    for text in ('{"state": "running", "pid": 1.5}', "[1]", "{", ""):
+        run.status_path.write_text(text)  # no sidecar: only the content can tell
+        assert run.read_status().state == store.INTERRUPTED, text
+    run.write_status(store.FINISHED)
+    run.status_path.write_text(run.status_path.read_text().replace("finished", "finishes"))
+    assert run.read_status().message == "status.json is damaged"  # checksum mismatch
+    run.metrics_path.mkdir()
+    assert [p.reason for p in run.metrics_checked()[1]] == ["cannot be read (Is a directory)"]
+
+
 def test_status_of_a_dead_process_reads_as_interrupted(tmp_path):
     run = store.create_run(tmp_path, "r", "")
     proc = subprocess.Popen(["true"])
