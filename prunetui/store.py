@@ -114,8 +114,8 @@ def atomic_write_text(path: Path, text: str, checksum: bool = False) -> None:
 # ---------------------------------------------------------------------------------------------
 # Checksums: a sidecar ``<file>.sha256`` beside each checkpoint and run file.
 #
-# The sidecar is written *before* the file and lists the new digest and the one before it, so a
-# kill between the two writes leaves a file that still matches (its old version). A file with
+# The sidecar is written before the file (listing the new digest and the old ones) and again
+# after it (the new one only), so a kill at any moment leaves a file that matches. A file with
 # no sidecar (older runs) is "unverified": readers try to load it.
 
 INTACT, DAMAGED, MISSING, UNVERIFIED = "intact", "damaged", "missing", "unverified"
@@ -153,12 +153,22 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def write_checked(path: Path, data: bytes | memoryview) -> None:
-    """Atomically write ``data`` to ``path`` after its sidecar (new digest, then the previous)."""
+    """Atomically write ``data`` to ``path`` and its sidecar.
+
+    The sidecar first lists the new digest beside those it already accepts, so whichever
+    version a kill leaves in ``path`` still verifies; once the file is in place it lists only
+    the new digest (however many kills came in between).
+    """
     digest = sha256(data)
-    previous = (recorded_digests(path) or [])[:1]
-    lines = "".join(f"{d}  {path.name}\n" for d in [digest, *previous] if d)
-    atomic_write(sidecar(path), lambda fh: fh.write(lines.encode("ascii")))
+    _write_sidecar(path, [digest, *(recorded_digests(path) or [])])
     atomic_write(path, lambda fh: fh.write(data))
+    _write_sidecar(path, [digest])
+
+
+def _write_sidecar(path: Path, digests: list[str]) -> None:
+    unique = list(dict.fromkeys(digests))
+    lines = "".join(f"{d}  {path.name}\n" for d in unique)
+    atomic_write(sidecar(path), lambda fh: fh.write(lines.encode("ascii")))
 
 
 def verify(path: Path, data: bytes | None = None) -> str:

@@ -31,23 +31,35 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     # no temp file left
 
 
-def test_a_kill_between_sidecar_and_file_leaves_a_file_that_verifies(tmp_path, monkeypatch):
+def test_a_kill_at_any_step_of_a_checked_write_leaves_a_file_that_verifies(tmp_path,
+                                                                         monkeypatch):
     path = tmp_path / "status.json"
     store.write_checked(path, b"one")
     real = store.atomic_write
 
-    def killed_on_the_file(target, write):
-        if target == path:
-            raise KeyboardInterrupt  # killed after the sidecar was replaced
-        real(target, write)
+    def killed_at(step: int):
+        calls = []
 
-    monkeypatch.setattr(store, "atomic_write", killed_on_the_file)
+        def write(target, fn):
+            calls.append(target)
+            if len(calls) == step:
+                raise KeyboardInterrupt
+            real(target, fn)
+        return write
+
+    for attempt in (b"two", b"three", b"four"):  # killed between sidecar and file, again and again
+        monkeypatch.setattr(store, "atomic_write", killed_at(2))
+        with pytest.raises(KeyboardInterrupt):
+            store.write_checked(path, attempt)
+        assert path.read_bytes() == b"one" and store.verify(path) == store.INTACT
+    monkeypatch.setattr(store, "atomic_write", killed_at(3))  # file written, sidecar not yet
     with pytest.raises(KeyboardInterrupt):
         store.write_checked(path, b"two")
     monkeypatch.undo()
-    assert path.read_bytes() == b"one" and store.verify(path) == store.INTACT
+    assert path.read_bytes() == b"two" and store.verify(path) == store.INTACT
     store.write_checked(path, b"two")
     assert store.verify(path) == store.INTACT
+    assert store.verify(path, b"one") == store.DAMAGED  # a finished write accepts only itself
     path.write_bytes(b"twO")
     assert store.verify(path) == store.DAMAGED
     moved = store.move_aside(path)
