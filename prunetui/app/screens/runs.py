@@ -217,7 +217,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
 
     def action_mark(self) -> None:
         key = self.current_key()
-        if key is None:
+        if key is None or self._current_run() is None:  # a sweep's row is not a run
             return
         self.marked = None if self.marked == key else key
         table = self.query_one(DataTable)
