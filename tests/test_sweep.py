@@ -96,6 +96,16 @@ def test_a_bad_cell_is_rejected_before_anything_starts(tmp_path, capsys, grid, n
     assert not out.exists()
 
 
+def test_dry_run_lists_the_runs_and_creates_nothing(tmp_path, capsys):
+    path = write_sweep(tmp_path, '[grid]\nprune.scope = ["layer", "global"]\n'
+                                 "train.seed = [0, 1]\n")
+    out = tmp_path / "models"
+    assert main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"{scope}_seed-{seed}" in text for scope in ("layer", "global") for seed in (0, 1))
+    assert not out.exists()
+
+
 def test_malformed_sweep_files_exit_2(tmp_path, capsys):
     bad = write_sweep(tmp_path, "[grid]\ntrain.seed = 3\n")
     assert main(["sweep", str(bad), "--out", str(tmp_path / "m")]) == 2
