@@ -221,6 +221,8 @@ async def attach_lag(rows: int, follow_s: float) -> list[str]:
         probe = LagProbe()
         app = PruneApp(models_dir=run.path.parent, data_root=tmp, start="runs")
         async with app.run_test(size=(80, 24)) as pilot:
+            await app.switch_mode("monitor")  # composed once, as after any earlier visit
+            await app.switch_mode("runs")
             probe.start()
             runs = app.screen
             while not getattr(runs, "summaries", None):
@@ -233,6 +235,7 @@ async def attach_lag(rows: int, follow_s: float) -> list[str]:
                 await pilot.pause(0.05)
             out.append(f"  Results opens it (read, fold, charts): {probe.stop()}")
             await pilot.press("escape")
+            await pilot.pause(0.5)
             run.write_status(store.RUNNING)
             probe.start()
             await app.follow(run)

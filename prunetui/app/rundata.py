@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,6 +127,27 @@ class ChunkedTail(store.JsonlTail):
         return records, problems, len(data) >= size
 
 
+class Curve:
+    """One segment's (epoch, test accuracy %) points in two flat arrays: no Python object per
+    point, so a 200,000-row run costs little memory and nothing to free or garbage-collect."""
+
+    __slots__ = ("x", "y")
+
+    def __init__(self) -> None:
+        self.x, self.y = array("d"), array("d")
+
+    def append(self, x: float, y: float) -> None:
+        self.x.append(x)
+        self.y.append(y)
+
+    def extend(self, other: Curve) -> None:
+        self.x.extend(other.x)
+        self.y.extend(other.y)
+
+    def points(self) -> list[tuple[float, float]]:
+        return list(zip(self.x, self.y, strict=True))
+
+
 class Tally:
     """Segments, curves and best rows folded from run-store records (in the order written)."""
 
@@ -133,7 +155,7 @@ class Tally:
         self.replicates = replicates
         self.keep_curves = curves  # False: results only (the Runs list)
         self.evaluations = 0
-        self.curves: dict[Key, list[tuple[float, float]]] = {}  # (epoch, test acc %)
+        self.curves: dict[Key, Curve] = {}
         self.last_iteration: dict[Key, int] = {}
         self.layers: dict[Key, dict[str, float]] = {}
         self.remaining: dict[Key, float] = {}
@@ -163,7 +185,10 @@ class Tally:
         epoch = _number(row.get("epoch"))
         if epoch is not None:
             if self.keep_curves:
-                self.curves.setdefault(key, []).append((epoch, 100 * row["test_acc"]))
+                curve = self.curves.get(key)
+                if curve is None:
+                    curve = self.curves[key] = Curve()
+                curve.append(epoch, 100 * row["test_acc"])
             if epoch and not self.per_epoch:
                 self.per_epoch = max(1, round(row["iteration"] / epoch))
         self.last_iteration[key] = row["iteration"]
@@ -184,8 +209,8 @@ class Tally:
         self.remaining.update(new.remaining)
         self.layers.update(new.layers)
         self.last_iteration.update(new.last_iteration)
-        for key, points in new.curves.items():
-            self.curves.setdefault(key, []).extend(points)
+        for key, curve in new.curves.items():
+            self.curves.setdefault(key, Curve()).extend(curve)
         for key, row in new._best.items():
             best = self._best.get(key)
             if best is None or (row["val_loss"], row["iteration"]) < (best["val_loss"],
@@ -413,7 +438,7 @@ class RunData(Tally):
         """Test accuracy (%) against epoch, per scheme, of one round of one replicate."""
         if replicate is None:
             replicate = self.current[0] if self.current else 0
-        return {k[2]: pts for k, pts in self.curves.items()
+        return {k[2]: curve.points() for k, curve in self.curves.items()
                 if k[0] == replicate and k[1] == round_}
 
     def layer_fractions(self, round_: int) -> dict[str, float]:

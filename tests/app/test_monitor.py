@@ -11,7 +11,7 @@ from prunetui import store
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.screens.monitor import MonitorScreen
-from prunetui.app.widgets.charts import LotteryChart
+from prunetui.app.widgets.charts import AccuracyChart, LotteryChart
 from tests.app.conftest import SIZE, tiny_config, wait_for
 from tests.conftest import REPO
 
@@ -81,12 +81,13 @@ async def test_charts_redraw_at_most_about_twice_a_second(models, mnist_root):
 
     app = PruneApp(models_dir=models, data_root=mnist_root, start="monitor")
     async with app.run_test(size=SIZE) as pilot:
-        chart = app.screen.query_one(LotteryChart)
+        chart = app.screen.query_one(AccuracyChart)
         await pilot.pause(0.6)
         before = chart.builds
         data = RunData(models / "none")
         start, calls = time.monotonic(), 0
         while time.monotonic() - start < 2.0:
+            data.version += 1  # as after each read that found something new
             chart.show([data])  # a flood of updates
             calls += 1
             await pilot.pause(0.01)
@@ -94,6 +95,17 @@ async def test_charts_redraw_at_most_about_twice_a_second(models, mnist_root):
         elapsed = time.monotonic() - start
         builds = chart.builds - before
         assert calls > 20 and 1 <= builds <= 2 * elapsed + 1, (calls, builds, elapsed)
+        # Nothing new to draw: no rebuild at all (the Lottery plot, while rows arrive that
+        # leave every early stop where it was).
+        lottery = app.screen.query_one(LotteryChart)
+        lottery.show([data])
+        await pilot.pause(0.6)
+        before = lottery.builds
+        for _ in range(5):
+            data.version += 1
+            lottery.show([data])
+            await pilot.pause(0.6)
+        assert lottery.builds == before
 
 
 async def test_hangup_checkpoints_a_run_training_in_the_app_then_exits(models, mnist_root):

@@ -1,7 +1,8 @@
 """The three run charts, drawn with plotext from :class:`~prunetui.app.rundata.RunData`.
 
-A chart only stores the data it is given; plotting happens in ``render``. ``show`` asks for a
-repaint at most every ``MIN_INTERVAL`` seconds (later requests within the window are folded into
+A chart only stores the data it is given; plotting happens in ``render``. ``show`` does nothing
+when what the chart draws has not changed (``content_key``), and asks for a repaint at most
+every ``MIN_INTERVAL`` seconds (later requests within the window are folded into
 one deferred repaint), so however fast points arrive a chart redraws about twice a second.
 Long series are decimated to a couple of points per column before plotext sees them (a
 plotext build costs 7-42 ms for 50-1000 points at 80x24), keeping each stretch's lowest and
@@ -11,7 +12,7 @@ highest point so that dips and peaks stay visible.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -86,10 +87,15 @@ class Chart(PlotextPlot):
         self.round: int | None = None
         self._drawn_at = 0.0
         self._pending = False
+        self._key: Hashable = object()
         self.builds = 0  # how many plots were built (tests and benchmarks check the throttle)
 
     def show(self, runs: Sequence[RunData], round_: int | None = None) -> None:
         """Draw ``runs`` (one, or two to compare), ``round_`` where the chart has one."""
+        key = self.content_key(runs, round_)
+        if key is not None and key == self._key:
+            return  # the same picture: a plotext build costs 7-42 ms of the event loop
+        self._key = key
         self.runs, self.round = list(runs), round_
         wait = MIN_INTERVAL - (time.monotonic() - self._drawn_at)
         if wait <= 0:
@@ -116,6 +122,10 @@ class Chart(PlotextPlot):
     def draw(self, most: int) -> bool:
         """Plot onto ``self.plt``; return False when there is nothing to show yet."""
         raise NotImplementedError
+
+    def content_key(self, runs: Sequence[RunData], round_: int | None) -> Hashable:
+        """Equal keys mean the same picture (None: always redraw)."""
+        return (round_, tuple((id(run), run.version) for run in runs))
 
     def label(self, run_index: int, text: str) -> str:
         return f"{'AB'[run_index]}:{text}" if len(self.runs) > 1 else text
@@ -150,6 +160,10 @@ class LotteryChart(Chart):
 
     EMPTY = "lottery plot: no round yet"
 
+    def content_key(self, runs: Sequence[RunData], round_: int | None) -> Hashable:
+        # New rows that do not change a segment's early stop leave this plot as it is.
+        return tuple((id(run), tuple(run.round_results())) for run in runs)
+
     def draw(self, most: int) -> bool:
         plt, remainings, ys_all = self.plt, [], []
         for i, run in enumerate(self.runs):
@@ -177,6 +191,10 @@ class LayersChart(Chart):
     """Weights left per layer (%) in one round, grouped bars when comparing runs."""
 
     EMPTY = "layers: no round yet"
+
+    def content_key(self, runs: Sequence[RunData], round_: int | None) -> Hashable:
+        # Changes only when a segment starts.
+        return (round_, tuple((id(run), run.current, len(run.layers)) for run in runs))
 
     def draw(self, most: int) -> bool:
         plt, series, names = self.plt, [], []
