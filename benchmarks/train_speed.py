@@ -51,6 +51,9 @@ FLOOR = r"""
 import sys, time, torch, torch.nn.functional as F
 from torch import nn
 steps, threads, device = int(sys.argv[1]), int(sys.argv[2]), torch.device(sys.argv[3])
+if sys.argv[4:] == ["busy-thread"]:  # a Python thread that never waits (the app's UI at worst)
+    import threading
+    threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=True).start()
 if threads:
     torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -170,9 +173,10 @@ def clean_env() -> dict[str, str]:
 
 
 def floor_epoch(steps: int, threads: int = 0, device: str = "cpu",
-                extra_env: dict[str, str] | None = None) -> float:
+                extra_env: dict[str, str] | None = None, busy_thread: bool = False) -> float:
     """Seconds per epoch of PER_EPOCH steps, in a clean process (threads 0 = torch's default)."""
-    out = subprocess.run([sys.executable, "-c", FLOOR, str(steps), str(threads), device],
+    args = [str(steps), str(threads), device] + (["busy-thread"] if busy_thread else [])
+    out = subprocess.run([sys.executable, "-c", FLOOR, *args],
                          env={**clean_env(), **(extra_env or {})}, cwd=tempfile.gettempdir(),
                          capture_output=True, text=True, check=True, timeout=3600)
     return float(out.stdout.split()[0]) / steps * PER_EPOCH
@@ -292,16 +296,18 @@ def eval_chunks(root: str) -> None:
 
 
 def policies(steps: int, trials: int) -> None:
-    """The floor (2 threads) under OpenMP wait settings, idle and beside a busy process."""
+    """The floor (all cores' threads) under OpenMP wait settings: idle, beside a busy process,
+    and with a busy Python thread in the same process (the app's case at worst)."""
     settings = {"default": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
                 "spin 1000": {"GOMP_SPINCOUNT": "1000"},
                 "spin 10000": {"GOMP_SPINCOUNT": "10000"}}
-    for context in ("idle", "busy process beside"):
+    for context in ("idle", "busy process beside", "busy thread inside"):
         figures: dict[str, list[float]] = {k: [] for k in settings}
-        with busy_process() if context != "idle" else _nothing():
+        with busy_process() if context == "busy process beside" else _nothing():
             for _ in range(trials):
                 for label, env in settings.items():
-                    figures[label].append(floor_epoch(steps, 2, extra_env=env))
+                    figures[label].append(floor_epoch(
+                        steps, extra_env=env, busy_thread=context == "busy thread inside"))
         print(f"floor by wait policy, {context} (s/epoch, median of {trials}): " + ", ".join(
             f"{k} {statistics.median(v):.2f}" for k, v in figures.items()))
 
@@ -318,13 +324,13 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per engine run (>= 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (engine and floor)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 1 trial, 2 epochs, shorter floors")
+                        help="smoke test: 1 trial, 2 epochs, 300-step floors")
     parser.add_argument("--eval-chunks", action="store_true", help="also time chunk sizes")
     parser.add_argument("--policies", action="store_true", help="also compare wait policies")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.epochs = 1, 2
-    floor_steps = PER_EPOCH if args.quick else 2 * PER_EPOCH
+    floor_steps = 300 if args.quick else 2 * PER_EPOCH
     import torch
 
     print(f"{platform.node()}: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), "
