@@ -93,20 +93,24 @@ def _preset_name(text: str) -> str:
     return path.stem if path.suffix == ".toml" else path.name
 
 
-def resolve(name_or_path: str | Path) -> Path:
+def resolve(name_or_path: str | Path, kind: str | None = None) -> Path:
     """The file for a config path (when it exists) or a preset name; PresetError otherwise.
 
     An existing file always wins, so a local ``quick.toml`` is not shadowed; ``presets/X.toml``
-    outside a source checkout finds the shipped preset ``X``.
+    outside a source checkout finds the shipped preset ``X``. With ``kind``, a file of the
+    other kind (a sweep given to ``run``) is refused with the command that takes it.
     """
     text = str(name_or_path).strip()
     path = Path(text).expanduser()
-    if path.is_file():
-        return path
     name = _preset_name(text)
-    candidate = PRESETS_DIR / f"{name}.toml"
-    if name and candidate.is_file():
-        return candidate
+    if not path.is_file() and name and (PRESETS_DIR / f"{name}.toml").is_file():
+        path = PRESETS_DIR / f"{name}.toml"
+    if path.is_file():
+        actual = _kind(path.read_text(encoding="utf-8", errors="replace"))
+        if kind is not None and actual != kind:
+            raise PresetError(text, f"{text} is a {actual} file, not a {kind} config; use: "
+                              f"prunetui {actual} {text}")
+        return path
     if path.is_dir():
         problem = f"{text} is a folder, not a config file"
     else:

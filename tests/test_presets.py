@@ -94,3 +94,12 @@ def test_app_load_list_offers_every_run_preset_outside_a_checkout(tmp_path, monk
     offered = {path for label, path in choices if label.startswith("preset")}
     assert offered == {p.path for p in presets.list_presets(presets.RUN)}
     assert all(p.kind == presets.RUN for p in map(presets.read_preset, offered))
+
+
+def test_run_refuses_a_sweep_file_naming_the_command_that_takes_it(tmp_path, capsys):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('base = "quick"\n[grid]\n"train.seed" = [0, 1]\n')
+    assert main(["run", str(sweep), "--out", str(tmp_path / "m")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"prunetui sweep {sweep}" in err and "Traceback" not in err
+    assert presets.resolve(sweep) == sweep  # without a kind, any file resolves
