@@ -71,7 +71,7 @@ def _err_console() -> Console:
 
 
 def _load_new_config(args: argparse.Namespace) -> config.Config:
-    cfg = config.load(presets.resolve(args.config))
+    cfg = config.load(presets.resolve(args.config, presets.RUN))
     overrides = [config.parse_override(o) for o in args.overrides]
     if args.tensorboard:
         overrides.append(("log.tensorboard", args.tensorboard))
