@@ -29,8 +29,10 @@ from prunetui.pruning import Masks, apply_masks
 
 _MASK63 = (1 << 63) - 1
 # Evaluation chunk, in input elements. On CPU, 2 MB of float inputs (668 MNIST images) keeps the
-# activations in cache: 15-20% less CPU per evaluation than 16 MB chunks, same logits bit for bit
-# (measured: benchmarks/train_speed.py --eval-chunks). On a GPU larger chunks mean fewer launches.
+# activations in cache: 15% less CPU per evaluation than 16 MB chunks, the same logits bit for
+# bit (the summed loss may differ in its last bits between chunk sizes, so the size is fixed per
+# device; measured: benchmarks/train_speed.py --eval-chunks). On a GPU larger chunks mean fewer
+# launches (not measured: no GPU here).
 EVAL_ELEMENTS = {"cpu": 1 << 19, "cuda": 1 << 22}
 
 
