@@ -338,12 +338,15 @@ def test_cli_prints_summary_and_exits_0(tmp_path, capsys):
     assert (tmp_path / "dst" / "tony [bold]" / "x.jpg.png").is_file()
 
 
-@pytest.mark.parametrize("case", ["missing", "file", "no_people", "dst_inside", "no_faces"])
+@pytest.mark.parametrize("case", ["missing", "file", "no_people", "dst_inside", "no_faces",
+                                  "no_workers"])
 def test_cli_errors_exit_2_without_traceback(case, tmp_path, capsys):
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     expected = {"missing": "does not exist", "file": "is a file", "no_people": "no person folders",
-                "dst_inside": "inside SRC", "no_faces": "no face was found"}[case]
+                "dst_inside": "inside SRC", "no_faces": "no face was found",
+                "no_workers": "must be at least 1"}[case]
+    options = ["--workers", "0"] if case == "no_workers" else []
     if case == "missing":
         src.rmdir()
     elif case == "file":
@@ -354,10 +357,12 @@ def test_cli_errors_exit_2_without_traceback(case, tmp_path, capsys):
     elif case == "dst_inside":
         (src / "tony").mkdir()
         dst = src / "out"
+    elif case == "no_workers":
+        (src / "tony").mkdir()
     else:
         (src / "tony").mkdir()
         Image.new("RGB", (100, 100), "white").save(src / "tony" / "blank.png")
-    assert cli_main(["prepare", str(src), str(dst)]) == 2
+    assert cli_main(["prepare", str(src), str(dst), *options]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     if case == "dst_inside":

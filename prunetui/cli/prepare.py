@@ -30,6 +30,7 @@ from rich.table import Table
 from prunetui.cli.render import EventView
 from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from prunetui.data.prepare import (
+    MAX_WORKERS,
     OUTPUT_SIZE,
     PrepareError,
     PrepareReport,
@@ -66,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8,
                    help="same-size photos detected together (default: 8)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda...")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="detection threads, each running torch on one thread (default: one per "
+                   f"core that other processes leave free, at most {MAX_WORKERS})")
     p.add_argument("--plain", action="store_true",
                    help="plain progress lines even on a terminal")
     p.set_defaults(func=cmd_prepare)
@@ -187,7 +191,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             report = prepare_faces(
                 args.src, args.dst, faces=args.faces, margin=args.margin,
                 min_confidence=args.min_confidence, min_face_size=args.min_face_size,
-                batch_size=args.batch_size, device=args.device, on_event=view,
+                batch_size=args.batch_size, device=args.device, workers=args.workers,
+                on_event=view,
                 should_stop=stop.is_set)
     except PrepareError as e:
         return _error(err, str(e), EXIT_USAGE)
