@@ -88,7 +88,7 @@ def check_path(path: str | Path) -> Path:
 def _run_schemes(run: store.RunDir, metrics: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     try:
         return tuple(run.config().prune.schemes)
-    except Exception:  # an unreadable config: the schemes seen in the metrics
+    except ValueError:  # a damaged config (ConfigError, bad bytes): the schemes seen in metrics
         return tuple(dict.fromkeys(r["scheme"] for r in metrics if r["scheme"] != DENSE))
 
 
