@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda...")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="detection threads, each running torch on one thread (default: one per "
-                   f"core that other processes leave free, at most {MAX_WORKERS})")
+                   f"core, at most {MAX_WORKERS})")
     p.add_argument("--plain", action="store_true",
                    help="plain progress lines even on a terminal")
     p.set_defaults(func=cmd_prepare)

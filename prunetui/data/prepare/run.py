@@ -28,7 +28,7 @@ from prunetui.data.prepare.scan import Photo, check_paths, scan_source
 from prunetui.data.prepare.settings import PrepareError, Settings, default_min_face_size
 from prunetui.data.prepare.skips import Skip
 from prunetui.events import EventSink, Log, PrepareFinished, PrepareProgress, PrepareStarted, ignore
-from prunetui.threads import free_cores
+from prunetui.threads import allowed_cpus
 
 MAX_WORKERS = 8  # past this the Python parts of MTCNN (per-box loops) hold the GIL
 
@@ -51,8 +51,10 @@ def plan_batches(photos: Sequence[Photo], keys: dict[str, Key],
 
 
 def default_workers() -> int:
-    """One detection thread per core that other processes leave free (sampled for 0.2 s)."""
-    return min(MAX_WORKERS, free_cores())
+    """One detection thread per core this process may use. Not only the free ones: workers run
+    torch on one thread each, so none spin-waits; beside a busy process they only share cores
+    (fitting to free cores gave a run beside busy processes one worker: it took longer)."""
+    return min(MAX_WORKERS, len(allowed_cpus()))
 
 
 Result = tuple[Photo, list[str] | Skip]  # saved names, or why not
@@ -66,7 +68,8 @@ class _Run:
                  device: str, workers: int | None, on_event: EventSink,
                  should_stop: Callable[[], bool] | None) -> None:
         self.dst, self.settings, self.journal = dst, settings, journal
-        self.batch_size, self.device, self.workers = batch_size, device, workers or 0
+        self.batch_size, self.device = batch_size, device
+        self.workers = workers or default_workers()
         self.on_event, self.should_stop = on_event, should_stop or (lambda: False)
         self.resolved_device: str | None = None  # set once a batch needs the detector
         self.faces = sum(len(r.faces) for r in journal.records.values())
@@ -100,10 +103,7 @@ class _Run:
         self.journal.flush()
 
     def _run_batches(self, batches: list[list[Photo]]) -> bool:
-        with ThreadPoolExecutor(1) as probe:  # free cores are sampled while torch loads
-            cores = None if self.workers else probe.submit(default_workers)
-            self.resolved_device = resolve_device(self.device)
-            self.workers = self.workers or (cores.result() if cores else 1)
+        self.resolved_device = resolve_device(self.device)
         import torch
 
         threads = torch.get_num_threads()
@@ -217,7 +217,7 @@ def prepare_faces(src: str | Path, dst: str | Path, *, faces: str = "largest",
     ``should_stop`` is polled between batches; on True the run ends cleanly with
     ``report.cancelled`` set and the rest left for the next call. Raises PrepareError for
     unusable input and StoreError when DST cannot be written. ``workers`` detection threads
-    (default: one per free core, up to MAX_WORKERS) each run torch with one thread.
+    (default: one per core, up to MAX_WORKERS) each run torch with one thread.
     """
     started = time.monotonic()
     settings = Settings(faces, float(margin), float(min_confidence),
