@@ -43,6 +43,7 @@ DAMAGED_STATUS = "status.json is damaged"
 # loop waits up to the 5 ms switch interval each time it gives the GIL up (for I/O), many
 # times a frame. Only one chunk of rows is alive at once, too.
 CHUNK_BYTES = 64 * 1024
+LARGE = 1e12  # larger numbers in a row are damage (plotext's scaling overflows on them)
 
 
 def key_of(record: dict[str, Any]) -> Key:
@@ -59,8 +60,47 @@ def layer_name(param: str) -> str:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
+    """``value`` as a float, or None when it is not a number or NaN, infinite or huge (plotext
+    cannot draw those: its scaling overflows)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            if -LARGE < (value := float(value)) < LARGE:  # False for NaN
+                return value
+    return None
+
+
+def plausible_row(r: dict[str, Any]) -> bool:
+    """Whether a metrics row's numbers can be drawn and compared (NaN fails every test)."""
+    try:
+        return (-LARGE < r["test_acc"] < LARGE and -LARGE < r["val_acc"] < LARGE
+                and -LARGE < r["remaining"] < LARGE and -LARGE < r["val_loss"] < LARGE
+                and -LARGE < r["iteration"] < LARGE)
+    except (TypeError, KeyError):
+        return False
+
+
+def plausible_sparsity(r: dict[str, Any]) -> bool:
+    try:
+        return -LARGE < r["remaining"] < LARGE
+    except (TypeError, KeyError):
+        return False
+
+
+def _drop_implausible(path: Path, chunk: bytes, first_line: int,
+                      records: list[dict[str, Any]], skipped: list[LineProblem],
+                      plausible: Callable[[dict[str, Any]], bool]
+                      ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+    """The records ``plausible`` accepts, and a LineProblem for each other one."""
+    bad = [i for i, r in enumerate(records) if not plausible(r)]
+    if not bad:
+        return records, []
+    # Records are the non-blank lines that were not skipped, in order: find their numbers.
+    skipped_lines = {p.line for p in skipped}
+    numbers = [n for n, line in enumerate(chunk.split(b"\n"), first_line)
+               if line.strip() and n not in skipped_lines]
+    dropped = set(bad)
+    return ([r for i, r in enumerate(records) if i not in dropped],
+            [LineProblem(path, numbers[i], "a number is NaN, infinite or huge") for i in bad])
 
 
 def safe_status(run: RunDir) -> tuple[Status, str]:
@@ -100,7 +140,13 @@ def describe_problems(problems: list[LineProblem], most: int = 3) -> str:
 
 
 class ChunkedTail(store.JsonlTail):
-    """A :class:`~prunetui.store.JsonlTail` that can read a long file a chunk at a time."""
+    """A :class:`~prunetui.store.JsonlTail` that reads a long file a chunk at a time, and
+    also skips (and names) the rows that ``plausible`` refuses."""
+
+    def __init__(self, path: Path, required: store.Required,
+                 plausible: Callable[[dict[str, Any]], bool]) -> None:
+        super().__init__(path, required)
+        self.plausible = plausible
 
     def read_chunk(self, size: int = CHUNK_BYTES
                    ) -> tuple[list[dict[str, Any]], list[LineProblem], bool]:
@@ -121,6 +167,9 @@ class ChunkedTail(store.JsonlTail):
             return [], [], False
         chunk = data[:end]
         records, problems = store._parse(self.path, chunk, self.lines + 1, self.required)
+        records, more = _drop_implausible(self.path, chunk, self.lines + 1, records, problems,
+                                          self.plausible)
+        problems = sorted(problems + more, key=lambda p: p.line)
         self.offset += end + 1
         self.lines += chunk.count(b"\n") + 1
         self.problems += problems
@@ -253,8 +302,9 @@ class RunData(Tally):
         self.config_error = ""
         super().__init__(curves=curves)
         self.load_config()
-        self._metrics = ChunkedTail(self.run.metrics_path, store.METRICS_KEYS)
-        self._sparsity = self.run.sparsity_tail()
+        self._metrics = ChunkedTail(self.run.metrics_path, store.METRICS_KEYS, plausible_row)
+        self._sparsity = ChunkedTail(self.run.sparsity_path, store.SPARSITY_KEYS,
+                                     plausible_sparsity)
         self.status = Status("missing")
         self.state = "missing"  # effective state: running only while the pid lives
         self.version = 0
@@ -318,8 +368,11 @@ class RunData(Tally):
         before = self._metrics.offset + self._sparsity.offset
         tally, problems = Tally(self.replicates, self.keep_curves), []
         try:
-            sparsity, bad = self._sparsity.read_new_checked()
-            problems += bad
+            sparsity, more = [], True
+            while more:  # one record per segment: a few hundred at most
+                records, bad, more = self._sparsity.read_chunk()
+                sparsity += records
+                problems += bad
             # A segment's sparsity record is written before its rows: merge the two files in
             # that order so log lines read as they happened.
             started = {key_of(r): r for r in sparsity}

@@ -75,7 +75,7 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
     """One run per kind of damage; the values say what the Runs screen must warn about."""
     runs = {name: write_run(models, name) for name in (
         "metrics-bad-line", "metrics-missing-key", "metrics-bad-epoch", "metrics-empty",
-        "metrics-deleted", "metrics-binary", "metrics-folder", "sparsity-bad-line",
+        "metrics-deleted", "metrics-binary", "metrics-folder", "metrics-nan", "sparsity-bad-line",
         "sparsity-deleted", "config-deleted", "config-binary", "config-invalid", "config-empty",
         "status-deleted", "status-garbage", "status-list", "status-bad-pid",
         "checkpoint-truncated", "finished-torn-tail")}
@@ -85,6 +85,9 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
     replace_line(runs["metrics-missing-key"].metrics_path, 9, json.dumps(row))
     replace_line(runs["metrics-bad-epoch"].metrics_path, 3,
                  json.dumps(dict(metric_row((0, 0, "dense"), 2), epoch="two")))
+    for line, value in ((2, float("nan")), (8, float("inf")), (14, -1e300)):  # plotext: crash
+        replace_line(runs["metrics-nan"].metrics_path, line,
+                     json.dumps(dict(metric_row((0, 0, "dense"), 1), test_acc=value)))
     runs["metrics-empty"].metrics_path.write_bytes(b"")
     runs["metrics-deleted"].metrics_path.unlink()
     runs["metrics-binary"].metrics_path.write_bytes(bytes(range(256)) * 4 + b"\n\xff\xfe\n")
@@ -112,6 +115,7 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
 LINE_WARNINGS = {"metrics-bad-line": "metrics.jsonl line 5",
                  "metrics-missing-key": "metrics.jsonl line 9",
                  "metrics-binary": "metrics.jsonl line 1",
+                 "metrics-nan": "metrics.jsonl line 2: a number is NaN, infinite or huge",
                  "sparsity-bad-line": "sparsity.jsonl line 2",
                  "finished-torn-tail": "metrics.jsonl line"}
 
