@@ -70,9 +70,11 @@ def _number(value: Any) -> float | None:
 
 
 def plausible_row(r: dict[str, Any]) -> bool:
-    """Whether a metrics row's numbers can be drawn and compared (NaN fails every test)."""
+    """Whether a metrics row's numbers can be drawn and compared (NaN fails every test). The
+    test accuracy is drawn on a 0-100 % axis: plotext hangs drawing a line to a point far off
+    its limits."""
     try:
-        return (-LARGE < r["test_acc"] < LARGE and -LARGE < r["val_acc"] < LARGE
+        return (0.0 <= r["test_acc"] <= 1.0 and -LARGE < r["val_acc"] < LARGE
                 and -LARGE < r["remaining"] < LARGE and -LARGE < r["val_loss"] < LARGE
                 and -LARGE < r["iteration"] < LARGE)
     except (TypeError, KeyError):
@@ -100,7 +102,8 @@ def _drop_implausible(path: Path, chunk: bytes, first_line: int,
                if line.strip() and n not in skipped_lines]
     dropped = set(bad)
     return ([r for i, r in enumerate(records) if i not in dropped],
-            [LineProblem(path, numbers[i], "a number is NaN, infinite or huge") for i in bad])
+            [LineProblem(path, numbers[i], "a number is NaN, infinite or out of range")
+             for i in bad])
 
 
 def safe_status(run: RunDir) -> tuple[Status, str]:
@@ -220,8 +223,8 @@ class Tally:
         key = key_of(record)
         if key not in self.remaining:
             self.order.append(key)
-        self.layers[key] = {layer_name(str(k)): float(v) for k, v in record["layers"].items()
-                            if _number(v) is not None}
+        self.layers[key] = {layer_name(str(k)): f for k, v in record["layers"].items()
+                            if (f := _number(v)) is not None and 0.0 <= f <= 1.0}  # 0-100 %
         self.remaining[key] = float(record["remaining"])
         self.log_entries.append(("started", key, record))
 

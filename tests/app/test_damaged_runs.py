@@ -78,16 +78,23 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
         "metrics-deleted", "metrics-binary", "metrics-folder", "metrics-nan", "sparsity-bad-line",
         "sparsity-deleted", "config-deleted", "config-binary", "config-invalid", "config-empty",
         "status-deleted", "status-garbage", "status-list", "status-bad-pid",
-        "checkpoint-truncated", "finished-torn-tail")}
+        "checkpoint-truncated", "finished-torn-tail", "odd-values")}
     replace_line(runs["metrics-bad-line"].metrics_path, 5, '{"replicate": 0, "round"')
     row = metric_row((0, 1, "keep"), 2)
     del row["val_loss"]
     replace_line(runs["metrics-missing-key"].metrics_path, 9, json.dumps(row))
     replace_line(runs["metrics-bad-epoch"].metrics_path, 3,
                  json.dumps(dict(metric_row((0, 0, "dense"), 2), epoch="two")))
-    for line, value in ((2, float("nan")), (8, float("inf")), (14, -1e300)):  # plotext: crash
+    for line, value in ((2, float("nan")), (8, float("inf")), (14, -1e300), (15, 3e8)):
         replace_line(runs["metrics-nan"].metrics_path, line,
                      json.dumps(dict(metric_row((0, 0, "dense"), 1), test_acc=value)))
+    with runs["odd-values"].metrics_path.open("a") as metrics, \
+            runs["odd-values"].sparsity_path.open("a") as sparsity:  # valid, but odd to draw
+        for key in ((0, 3, ""), (0, 3, "[bold]ünï©ødé[/]"), (-5, 10**11, "x" * 300)):
+            sparsity.write(json.dumps(dict(sparsity_record(key), layers={
+                "[red]": 0.5, "": -3, "x" * 200: 2.0, "nan": float("nan")})) + "\n")
+            metrics.writelines(json.dumps(dict(metric_row(key, i), test_acc=0.5)) + "\n"
+                               for i in range(3))
     runs["metrics-empty"].metrics_path.write_bytes(b"")
     runs["metrics-deleted"].metrics_path.unlink()
     runs["metrics-binary"].metrics_path.write_bytes(bytes(range(256)) * 4 + b"\n\xff\xfe\n")
@@ -115,7 +122,7 @@ def damaged_models(models: Path) -> dict[str, store.RunDir]:
 LINE_WARNINGS = {"metrics-bad-line": "metrics.jsonl line 5",
                  "metrics-missing-key": "metrics.jsonl line 9",
                  "metrics-binary": "metrics.jsonl line 1",
-                 "metrics-nan": "metrics.jsonl line 2: a number is NaN, infinite or huge",
+                 "metrics-nan": "metrics.jsonl line 2: a number is NaN, infinite or out",
                  "sparsity-bad-line": "sparsity.jsonl line 2",
                  "finished-torn-tail": "metrics.jsonl line"}
 
