@@ -80,6 +80,8 @@ def child_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # train.threads holds the same number; the variable also covers libraries torch loads.
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    # MKL may otherwise run a call on fewer threads than asked, which changes float sums.
+    env.setdefault("MKL_DYNAMIC", "FALSE")
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     return env
