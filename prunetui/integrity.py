@@ -171,10 +171,11 @@ def _rebuild(run: RunDir, path: Path, records: list[dict[str, Any]] | None,
     if len(data) != offsets[f"{key}_offset"] or \
             store.sha256(data) != offsets.get(f"{key}_sha256", store.sha256(data)):
         return False
-    store.move_aside(path)
+    kept = store.move_aside(path)
     store.atomic_write(path, lambda fh: fh.write(data))
-    notes.append(f"{path.name} was damaged: rebuilt from the checkpoints (the damaged copy is "
-                 f"kept beside it), nothing lost")
+    copy = " (the damaged copy is kept beside it)" if kept else ""
+    notes.append(f"{path.name} was {'damaged' if kept else 'missing'}: rebuilt from the "
+                 f"checkpoints{copy}, nothing lost")
     return True
 
 
@@ -186,9 +187,9 @@ def _kept_records(run: RunDir, segments: Sequence[SegmentLike], done: int,
     if resume is not None:
         states.append(resume)
     for state in states:
-        if field_name not in state:
+        value = state.get(field_name)
+        if value is None:  # a checkpoint from before rows were kept in it
             return None
-        value = state[field_name]
         records.extend(value if isinstance(value, list) else [value])
     return records
 
@@ -241,8 +242,6 @@ def restore_config(run: RunDir) -> str | None:
     Returns a one-line note when it did; None when config.toml is fine or nothing holds a copy
     (the caller then reports the config error as usual).
     """
-    from prunetui.config import ConfigError
-
     state = store.verify(run.config_path)
     if state == INTACT:
         return None
@@ -250,7 +249,7 @@ def restore_config(run: RunDir) -> str | None:
         try:
             run.config()
             return None
-        except (ConfigError, OSError, UnicodeDecodeError):
+        except (ValueError, OSError):  # ConfigError, or bytes that are not UTF-8
             pass
     accepted = store.recorded_digests(run.config_path)
     for path in _checkpoints_newest_first(run):
