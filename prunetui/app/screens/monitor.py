@@ -159,6 +159,7 @@ weights left in each layer. They redraw at most twice a second.
             note = restore_config(run)  # a damaged config.toml, from a checkpoint's copy
             if note:
                 self.post_message(EngineEvent(path, LogEvent(note, "warning")))
+
             def sink(event) -> None:
                 if worker.is_cancelled:
                     control.request_stop()
