@@ -155,6 +155,10 @@ def main() -> int:
     print(f"prunetui prepare, defaults:         {n / t_prep:6.1f} photos/s  "
           f"(median {t_prep:.1f} s, {faces[1]} faces; process start included)")
     print(f"prepare / plain loop: {ratio:.2f}x (median of {trials} interleaved trials)")
+    if load > (os.cpu_count() or 1) / 2:
+        print("warning: the machine was busy. The plain loop's OpenMP threads spin by default and "
+              "suffer far more from that than prepare's single-threaded workers, so this ratio "
+              "overstates the gain; measure on a quiet machine.")
     return 0
 
 
