@@ -45,6 +45,7 @@ PER_EPOCH = 55000 // 60
 TARGETS = {"eval per epoch": 1.2, "eval every 100": 1.5, "busy process beside": 2.0,
            "in the app": 1.3}
 LAG_P99_TARGET_MS = 50.0
+ONCE, PAPER, BUSY = "one evaluation per epoch", "evaluation every 100 it", "beside a busy process"
 
 # The floor child: plain torch, nothing from prunetui, default OpenMP settings.
 FLOOR = r"""
@@ -356,16 +357,16 @@ def main() -> int:
         results = {}
         results["eval per epoch"] = show(
             "1. headless, one evaluation per epoch",
-            *interleaved(floor, engine(once, "idle"), args.trials), "clean floor",
+            *interleaved(floor, engine(once, ONCE), args.trials), "clean floor",
             TARGETS["eval per epoch"])
         results["eval every 100"] = show(
             "2. headless, evaluation every 100 iterations",
-            *interleaved(floor, engine(paper, "paper"), args.trials), "clean floor",
+            *interleaved(floor, engine(paper, PAPER), args.trials), "clean floor",
             TARGETS["eval every 100"])
         with busy_process():
             results["busy process beside"] = show(
                 "3. headless beside a busy process",
-                *interleaved(floor1, engine(once, "busy"), args.trials), "one-thread floor",
+                *interleaved(floor1, engine(once, BUSY), args.trials), "one-thread floor",
                 TARGETS["busy process beside"])
         lags: list[float] = []
 
@@ -376,16 +377,16 @@ def main() -> int:
 
         results["in the app"] = show(
             "4. in the app (UI thread alive)",
-            *interleaved(engine(once, "idle"), in_app, args.trials), "headless",
+            *interleaved(engine(once, ONCE), in_app, args.trials), "headless",
             TARGETS["in the app"])
         lag = statistics.median(lags)
         print(f"   app event-loop lag p99 while training {lag:.1f} ms (median of "
               f"{len(lags)}), target < {LAG_P99_TARGET_MS:.0f} ms: "
               f"{'ok' if lag < LAG_P99_TARGET_MS else 'MISSED'}")
         for label, kind, cfg, case, against in (
-                ("5. textbook DataLoader + transforms loop", "textbook", paper, "paper",
+                ("5. textbook DataLoader + transforms loop", "textbook", paper, PAPER,
                  "evaluating every 100 it"),
-                ("6. tensor batches + torch.nn.utils.prune hooks", "hooks", once, "idle",
+                ("6. tensor batches + torch.nn.utils.prune hooks", "hooks", once, ONCE,
                  "with one evaluation per epoch")):
             values, bases, ratios = interleaved(
                 engine(cfg, case), lambda kind=kind: baseline_epoch(kind, args.root, 1),
