@@ -54,7 +54,7 @@ from torch import nn
 steps, threads, device = int(sys.argv[1]), int(sys.argv[2]), torch.device(sys.argv[3])
 if sys.argv[4:] == ["busy-thread"]:  # a Python thread that never waits (the app's UI at worst)
     import threading
-    threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=True).start()
+    threading.Thread(target=lambda: any(False for _ in iter(int, 1)), daemon=True).start()
 if threads:
     torch.set_num_threads(threads)
 torch.manual_seed(0)

@@ -26,6 +26,7 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -523,6 +524,18 @@ class JsonlTail:
 
 # ---------------------------------------------------------------------------------------------
 # Status
+
+
+def files_signature(paths: Iterable[Path]) -> tuple:
+    """(size, mtime) of each path, None where missing: tells a cached summary it is stale."""
+    sig = []
+    for path in paths:
+        try:
+            st = path.stat()
+            sig.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
 
 
 def pid_alive(pid: int) -> bool:

@@ -336,15 +336,8 @@ _summaries: dict[str, tuple[tuple, dict[str, str]]] = {}
 
 
 def _files_signature(sweep: SweepDir) -> tuple:
-    sig = []
-    for path in [sweep.record_path] + [r.path / f for r in sweep.runs()
-                                       for f in (store.METRICS_FILE, store.STATUS_FILE)]:
-        try:
-            st = path.stat()
-            sig.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            sig.append(None)
-    return tuple(sig)
+    return store.files_signature([sweep.record_path] + [
+        r.path / f for r in sweep.runs() for f in (store.METRICS_FILE, store.STATUS_FILE)])
 
 
 def sweep_summary(sweep: SweepDir) -> dict[str, str]:

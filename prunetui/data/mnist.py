@@ -7,7 +7,9 @@ slower per epoch on 2 cores). A seeded validation split is held out from the tra
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,8 +68,13 @@ def _extract_archives(root: str | Path, dataset: str) -> None:
 
     raw = raw_dir(root, dataset)
     for name in RAW_FILES:
-        if (raw / name).is_file() and not (raw / name[:-3]).is_file():
-            extract_archive(str(raw / name), str(raw))
+        target = raw / name[:-3]
+        if (raw / name).is_file() and not target.is_file():
+            # Extract beside the target, then rename: two runs starting together (a sweep, two
+            # terminals) must never read each other's half-written file.
+            with tempfile.TemporaryDirectory(dir=raw, prefix=".extract-") as tmp:
+                extract_archive(str(raw / name), tmp)
+                os.replace(Path(tmp) / target.name, target)
 
 
 def _load_split(root: str | Path, dataset: str, train: bool):

@@ -6,7 +6,17 @@ from typing import ClassVar
 
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input
+
+
+def toggle_zoom(screen: Screen, zoomable: tuple[type[Widget], ...], default: Widget) -> None:
+    """Maximize the focused zoomable widget (else ``default``); a second press restores."""
+    if screen.maximized is not None:
+        screen.minimize()
+        return
+    focused = screen.focused
+    screen.maximize(focused if isinstance(focused, zoomable) else default)
 
 
 class AppScreen(Screen):

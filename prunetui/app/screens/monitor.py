@@ -27,7 +27,7 @@ from prunetui import store
 from prunetui.app import runreader
 from prunetui.app.messages import EngineEvent, RunEnded
 from prunetui.app.rundata import RunData, describe_problems, segment_label
-from prunetui.app.screens.base import AppScreen
+from prunetui.app.screens.base import AppScreen, toggle_zoom
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.progress import RunProgress
@@ -378,8 +378,4 @@ weights left in each layer. They redraw at most twice a second.
         self._write_log([f"sent SIGINT to pid {status.pid}: it checkpoints and stops"])
 
     def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            return
-        target = self.focused if isinstance(self.focused, (Chart, Log)) else None
-        self.maximize(target or self.query_one(Chart))
+        toggle_zoom(self, (Chart, Log), self.query_one(Chart))

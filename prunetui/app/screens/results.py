@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from prunetui import results, store
 from prunetui.app import runreader
 from prunetui.app.rundata import RunData, describe_problems
+from prunetui.app.screens.base import toggle_zoom
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
@@ -141,9 +142,4 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
                 chart.show(self.data, self.round)
 
     def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            return
-        focused = self.focused
-        self.maximize(focused if isinstance(focused, (Chart, DataTable)) else
-                      self.query_one(LotteryChart))
+        toggle_zoom(self, (Chart, DataTable), self.query_one(LotteryChart))

@@ -36,14 +36,7 @@ STATUS_STYLE = {store.RUNNING: "bold green", store.FINISHED: "cyan",
 
 
 def _signature(run: store.RunDir) -> tuple:
-    sig = []
-    for path in (run.config_path, run.metrics_path, run.status_path):
-        try:
-            st = path.stat()
-            sig.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            sig.append(None)
-    return tuple(sig)
+    return store.files_signature((run.config_path, run.metrics_path, run.status_path))
 
 
 class RunsScreen(AppScreen):

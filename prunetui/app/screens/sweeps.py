@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from prunetui import results
 from prunetui import sweep as sweeps
+from prunetui.app.screens.base import toggle_zoom
 from prunetui.app.widgets.charts import Chart, scheme_color, y_limits
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
@@ -135,10 +136,5 @@ the chart of those means (colour: scheme, marker: setting). Resume or extend a s
             previous = cells[0]
 
     def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            return
-        focused = self.focused
-        self.maximize(focused if isinstance(focused, (Chart, DataTable)) else
-                      self.query_one(MeansChart))
+        toggle_zoom(self, (Chart, DataTable), self.query_one(MeansChart))
 
