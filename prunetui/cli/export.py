@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from prunetui import results, store
+from prunetui import store
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
@@ -157,53 +157,29 @@ def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
     return tables
 
 
-def _axis(rows: Sequence[Footprint]) -> tuple[list[float], list[float], list[str]]:
-    xs = [results.pruning_axis(r.remaining) for r in rows]
-    ticks, labels = results.percent_ticks(r.remaining for r in rows)
-    return xs, ticks, labels
-
-
-def _finish_plot(plt, ticks: list[float], labels: list[str], ylabel: str, title: str) -> str:
-    if ticks:
-        plt.xticks(ticks, labels)
-        plt.xlim(min(ticks) - 0.05, max(ticks) + 0.05)
-    plt.xlabel("weights remaining % (log scale)")
-    plt.ylabel(ylabel)
-    plt.title(title)
-    return plt.build()
+def _line(rows: Sequence[Footprint], value) -> tuple[list[float], list[float]]:
+    """(fractions left, values) of the rows where ``value(row)`` is measured (not None)."""
+    points = [(r.remaining, v) for r in rows if (v := value(r)) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
 
 
 def size_plot(rows: Sequence[Footprint], width: int, height: int) -> str:
-    import plotext as plt
+    from prunetui.cli.render import pruning_plot
 
-    from prunetui.cli.render import MARKERS
+    def kib(fmt: str):
+        return lambda r: r.sizes[fmt] / 1024 if r.sizes.get(fmt) is not None else None
 
-    plt.clear_figure()
-    plt.plotsize(width, height)
-    plt.theme("pro")
-    xs, ticks, labels = _axis(rows)
-    for i, fmt in enumerate(SIZE_FORMATS):
-        pts = [(x, r.sizes[fmt] / 1024) for x, r in zip(xs, rows, strict=True)
-               if r.sizes.get(fmt) is not None]
-        if pts:
-            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=fmt,
-                     marker=MARKERS[i % len(MARKERS)])
-    return _finish_plot(plt, ticks, labels, "KiB", "File size")
+    lines = {fmt: _line(rows, kib(fmt)) for fmt in SIZE_FORMATS}
+    return pruning_plot(lines, (r.remaining for r in rows), "KiB", "File size", width, height)
 
 
 def latency_plot(rows: Sequence[Footprint], width: int, height: int, batch: int = 1) -> str:
-    import plotext as plt
+    from prunetui.cli.render import pruning_plot
 
-    from prunetui.cli.render import MARKERS
+    def micros(backend: str):
+        key = ("cpu", backend, batch)
+        return lambda r: 1e6 * r.latency[key] if key in r.latency else None
 
-    plt.clear_figure()
-    plt.plotsize(width, height)
-    plt.theme("pro")
-    xs, ticks, labels = _axis(rows)
-    for i, (label, backend) in enumerate(LATENCY_BACKENDS):
-        pts = [(x, 1e6 * r.latency[("cpu", backend, batch)]) for x, r in zip(xs, rows, strict=True)
-               if ("cpu", backend, batch) in r.latency]
-        if pts:
-            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=label,
-                     marker=MARKERS[i % len(MARKERS)])
-    return _finish_plot(plt, ticks, labels, "µs", f"CPU latency, batch {batch}")
+    lines = {label: _line(rows, micros(backend)) for label, backend in LATENCY_BACKENDS}
+    return pruning_plot(lines, (r.remaining for r in rows), "µs",
+                        f"CPU latency, batch {batch}", width, height)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Self
 
 from rich.console import Console
@@ -151,24 +151,36 @@ def results_table(rows: Sequence[results.RoundResult], title: str = "") -> Table
 MARKERS = ("o", "x", "+", "*", "#", "@")
 
 
-def lottery_plot(rows: Sequence[results.RoundResult], width: int, height: int) -> str:
-    """Test accuracy at early stop vs % of weights remaining (log x), one line per scheme."""
+Lines = dict[str, tuple[list[float], list[float]]]  # label -> (fractions left, values)
+
+
+def pruning_plot(lines: Lines, remaining: Iterable[float], ylabel: str, title: str,
+                 width: int, height: int) -> str:
+    """Lines against % of weights remaining on a log x axis; an empty line keeps its marker."""
     import plotext as plt
 
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.theme("pro")
-    curves = results.lottery_curves(list(rows))
-    for i, (scheme, points) in enumerate(curves.items()):
-        xs = [results.pruning_axis(p.remaining) for p in points]
-        # Distinct markers keep the lines apart when colours are stripped (pipes, logs).
-        plt.plot(xs, [100 * p.test_acc for p in points], label=scheme,
-                 marker=MARKERS[i % len(MARKERS)])
-    ticks, labels = results.percent_ticks(r.remaining for r in rows)
+    for i, (label, (fractions, values)) in enumerate(lines.items()):
+        if fractions:
+            # Distinct markers keep the lines apart when colours are stripped (pipes, logs).
+            plt.plot([results.pruning_axis(f) for f in fractions], values, label=label,
+                     marker=MARKERS[i % len(MARKERS)])
+    ticks, labels = results.percent_ticks(remaining)
     if ticks:
         plt.xticks(ticks, labels)
         plt.xlim(min(ticks) - 0.05, max(ticks) + 0.05)
     plt.xlabel("weights remaining % (log scale)")
-    plt.ylabel("test acc %")
-    plt.title("Test accuracy at early stop")
+    plt.ylabel(ylabel)
+    plt.title(title)
     return plt.build()
+
+
+def lottery_plot(rows: Sequence[results.RoundResult], width: int, height: int) -> str:
+    """Test accuracy at early stop vs % of weights remaining (log x), one line per scheme."""
+    curves = results.lottery_curves(list(rows))
+    lines = {scheme: ([p.remaining for p in points], [100 * p.test_acc for p in points])
+             for scheme, points in curves.items()}
+    return pruning_plot(lines, (r.remaining for r in rows), "test acc %",
+                        "Test accuracy at early stop", width, height)

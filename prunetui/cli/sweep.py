@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from prunetui import config, executors, results, store
+from prunetui import config, executors, store
 from prunetui import sweep as sweeps
 from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
 
@@ -220,20 +220,9 @@ def report_sweep(path: Path, csv: str | None, plot: bool) -> int:
 
 def means_plot(rows: list[sweeps.ComparisonRow], width: int, height: int) -> str:
     """Mean test accuracy vs % of weights left (log x), one line per setting and scheme."""
-    import plotext as plt
+    from prunetui.cli.render import pruning_plot
 
-    from prunetui.cli.render import MARKERS
-
-    plt.clear_figure()
-    plt.plotsize(width, height)
-    plt.theme("pro")
-    for i, (label, points) in enumerate(sweeps.comparison_curves(rows).items()):
-        plt.plot([results.pruning_axis(p.remaining) for p in points],
-                 [100 * p.mean for p in points], label=label, marker=MARKERS[i % len(MARKERS)])
-    ticks, labels = results.percent_ticks(r.remaining for r in rows)
-    plt.xticks(ticks, labels)
-    plt.xlim(min(ticks) - 0.05, max(ticks) + 0.05)
-    plt.xlabel("weights remaining % (log scale)")
-    plt.ylabel("test acc %")
-    plt.title("Mean test accuracy at early stop over seeds")
-    return plt.build()
+    lines = {label: ([p.remaining for p in points], [100 * p.mean for p in points])
+             for label, points in sweeps.comparison_curves(rows).items()}
+    return pruning_plot(lines, (r.remaining for r in rows), "test acc %",
+                        "Mean test accuracy at early stop over seeds", width, height)
