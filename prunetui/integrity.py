@@ -275,7 +275,7 @@ def _checkpoints_newest_first(run: RunDir) -> list[Path]:
 # init.pt
 
 
-def regenerate_init(run: RunDir, path: Path, data: bytes, replicate: int, needed: bool,
+def regenerate_init(run: RunDir, path: Path, data: bytes | memoryview, replicate: int, needed: bool,
                     problem: str) -> str:
     """Replace a damaged or missing init.pt by ``data`` (theta0 regenerated from the seed) when
     its recorded digest confirms it; otherwise stop, saying what is lost and what still works."""

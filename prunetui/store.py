@@ -209,25 +209,19 @@ def remove_checked(path: Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    import io
-
-    import torch
-
-    # Serialize in memory first: torch.save straight into a file turns ENOSPC into an opaque
-    # RuntimeError from its zip writer, and we want the plain OSError to report a full disk.
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_checked(path, buffer.getbuffer())
+    write_checked(path, checkpoint_bytes(state))
 
 
-def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+def checkpoint_bytes(state: dict[str, Any]) -> memoryview:
+    """``torch.save`` in memory: straight into a file it turns ENOSPC into an opaque
+    RuntimeError from its zip writer, and we want the plain OSError to report a full disk."""
     import io
 
     import torch
 
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    return buffer.getvalue()
+    return buffer.getbuffer()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -258,16 +252,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 # Append-only JSON lines
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> int:
-    """Append one record, flushed; returns the file size after the write (a resume offset)."""
-    line = json.dumps(record, separators=(",", ":")) + "\n"
+def jsonl_line(record: dict[str, Any]) -> bytes:
+    """One record as the bytes of its line (the one encoding writers and digests share)."""
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def append_line(path: Path, line: bytes) -> int:
+    """Append one encoded line, flushed; returns the file size after the write (an offset)."""
     try:
         with path.open("ab") as fh:
-            fh.write(line.encode("utf-8"))
+            fh.write(line)
             fh.flush()
             return fh.tell()
     except OSError as err:
         raise _disk_error(path, err) from err
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> int:
+    """Append one record; returns the file size after the write (a resume offset)."""
+    return append_line(path, jsonl_line(record))
 
 
 # Keys (and their JSON types) a row needs before readers can use it; a row without them is
@@ -460,14 +463,8 @@ class JsonlLog:
                     self._hash.update(chunk)
 
     def append(self, record: dict[str, Any]) -> int:
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
-        try:
-            with self.path.open("ab") as fh:
-                fh.write(line)
-                fh.flush()
-                self.offset = fh.tell()
-        except OSError as err:
-            raise _disk_error(self.path, err) from err
+        line = jsonl_line(record)
+        self.offset = append_line(self.path, line)
         self._hash.update(line)
         return self.offset
 
@@ -477,7 +474,7 @@ class JsonlLog:
 
 def jsonl_bytes(records: list[dict[str, Any]]) -> bytes:
     """The bytes :class:`JsonlLog` writes for ``records`` (to rebuild a damaged file)."""
-    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
+    return b"".join(jsonl_line(r) for r in records)
 
 
 def truncate(path: Path, size: int) -> None:
