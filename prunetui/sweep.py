@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import re
 import statistics
 import time
@@ -36,11 +35,11 @@ from typing import Any
 import tomli_w
 
 from prunetui import config, results, store
+from prunetui.presets import PRESETS_DIR, resolve  # noqa: F401  (PRESETS_DIR: for callers)
 
 RECORD_FILE = "sweep.toml"
 SEED_KEYS = ("train.seed",)  # varied over for mean ± std; every other varying key is a setting
 TOP_KEYS = ("name", "base", "set", "grid", "variants")
-PRESETS_DIR = Path(__file__).parent / "presets"
 
 
 class SweepError(ValueError):
@@ -89,14 +88,6 @@ def resolve_base(base: str, sweep_file: Path) -> Path:
     if beside.is_file():
         return beside
     try:
-        from prunetui.presets import resolve
-    except ImportError:  # the shared preset resolver is not there: shipped presets only
-        shipped = PRESETS_DIR / f"{Path(base).stem}.toml"
-        if Path(base).is_file() or shipped.is_file():
-            return Path(base) if Path(base).is_file() else shipped
-        raise SweepError(f"{sweep_file}: base = {base!r} is neither a preset nor a config "
-                         "file.") from None
-    try:
         return resolve(base)
     except config.ConfigError as err:
         raise SweepError(f"{sweep_file}: base: {err}") from None
@@ -104,10 +95,6 @@ def resolve_base(base: str, sweep_file: Path) -> Path:
 
 def find_sweep_file(name_or_path: str) -> Path:
     """A sweep file path, or the name of a shipped sweep preset (``sweep-quick``)."""
-    try:
-        from prunetui.presets import resolve
-    except ImportError:
-        return Path(name_or_path)
     try:
         return resolve(name_or_path)
     except config.ConfigError:
@@ -276,10 +263,6 @@ class SweepDir:
 
     def runs(self) -> list[store.RunDir]:
         return [store.RunDir(self.path / e["name"]) for e in self.entries()]
-
-    def settings(self) -> dict[str, str]:
-        """Run name -> setting label."""
-        return {e["name"]: e.get("setting", "all") for e in self.entries()}
 
 
 def prepare(spec: SweepSpec, runs: list[SweepRun], out_dir: str | Path) -> SweepDir:
@@ -493,10 +476,3 @@ def extract_datasets(cfgs: list[config.Config]) -> None:
         if dataset in ("mnist", "fashion-mnist"):
             with contextlib.suppress(Exception):  # a run that lacks its data says so itself
                 _extract_archives(root, dataset)
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

@@ -10,7 +10,7 @@ PyTorch's CPU kernels run on OpenMP threads (libgomp). Two settings decide their
   :func:`set_wait_policy` runs on ``import prunetui``; a user's own OMP_WAIT_POLICY or
   GOMP_SPINCOUNT wins.
 - *Thread count*. Fitted, when a run starts, to the cores this process may use minus those
-  kept busy by other processes (:func:`free_cores`): beside a busy process a run takes one
+  kept busy by other processes (:func:`sample_cores`): beside a busy process a run takes one
   thread and never spins against it. ``train.threads`` or OMP_NUM_THREADS choose it explicitly.
   The count can change float sums, so it is recorded in the run directory (``runtime.json``)
   and a resumed run reuses it.
@@ -122,11 +122,6 @@ def sample_cores(seconds: float = SAMPLE_SECONDS, read: Callable[[str], str] = _
     except (OSError, ValueError, IndexError):
         return CoreSample(len(cpus), None)
     return CoreSample(len(cpus), round(busy_other_cores(stat0, stat1, cpus, own1 - own0), 2))
-
-
-def free_cores(seconds: float = SAMPLE_SECONDS) -> int:
-    """Cores free for this process now (at least 1): what face preparation or a sweep can use."""
-    return sample_cores(seconds).free
 
 
 # ---------------------------------------------------------------------------- the choice

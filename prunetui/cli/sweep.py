@@ -14,6 +14,7 @@ from rich.text import Text
 from prunetui import config, executors, store
 from prunetui import sweep as sweeps
 from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
+from prunetui.threads import allowed_cpus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         runs = sweeps.expand(spec)
     except sweeps.SweepError as e:
         return _error(err, str(e), EXIT_USAGE)
-    cores = sweeps.cpu_cores()
+    cores = len(allowed_cpus())
     gpus = 0 if args.dry_run else executors.gpu_count()
     workers = args.workers or default_workers(len(runs), gpus, cores)
     threads = max(1, cores // workers)
