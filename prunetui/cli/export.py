@@ -12,11 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from prunetui import store
+from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
 
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 SIZE_FORMATS = ("sparse", "dense", "shrunk")
 LATENCY_BACKENDS = (("dense", "dense"), ("sparse", "scipy-csr"), ("shrunk", "shrunk"))
 
@@ -43,29 +43,23 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, highlight=False)
 
 
-def _error(message: str, code: int) -> int:
-    from rich.markup import escape
-
-    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
-    return code
-
-
-def _kib(n: int | None) -> str:
+def kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    err = _console(stderr=True)
     run = store.RunDir(args.run)
     if not run.exists():
-        return _error(f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+        return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
     from prunetui.export import ExportError, build_export, choose, load_source
 
     out = _console()
     try:
         choice = choose(run, args.round, args.scheme, args.replicate)
         src = load_source(run, choice)
-    except ExportError as err:
-        return _error(str(err), EXIT_USAGE)
+    except ExportError as e:
+        return _error(err, str(e), EXIT_USAGE)
     what = (f"round {choice.round} ({choice.scheme}, {100 * src.remaining:.1f}% of weights "
             f"left, test accuracy {100 * src.early_stop_test_acc:.2f}% at early stop)")
     if args.round is not None and args.scheme is not None:
@@ -77,15 +71,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         dense_size = len(exported.data) if args.format == "dense" else \
             len(build_export(src, "dense").data)
         store.atomic_write(Path(args.out), lambda fh: fh.write(exported.data))
-    except ExportError as err:
-        return _error(str(err), EXIT_USAGE)
-    except store.StoreError as err:
-        return _error(str(err), EXIT_RUNTIME)
+    except ExportError as e:
+        return _error(err, str(e), EXIT_USAGE)
+    except store.StoreError as e:
+        return _error(err, str(e), EXIT_RUNTIME)
     if exported.message:
         out.print(exported.message)
     size = len(exported.data)
-    out.print(f"Wrote {args.out}: {args.format}, {_kib(size)} KiB "
-              f"({100 * size / dense_size:.1f}% of the dense file, {_kib(dense_size)} KiB). "
+    out.print(f"Wrote {args.out}: {args.format}, {kib(size)} KiB "
+              f"({100 * size / dense_size:.1f}% of the dense file, {kib(dense_size)} KiB). "
               f"The exported weights score {100 * src.test_acc:.2f}% on the test set.")
     load = f"import prunetui; m = prunetui.load_pruned('{args.out}')"
     out.print(f'Load it with: python -c "{load}"')
@@ -104,17 +98,17 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
     from prunetui.footprint import run_footprints
 
     run = store.RunDir(run_path)
-    out = _console()
+    out, err = _console(), _console(stderr=True)
     try:
-        with Progress(console=_console(stderr=True), transient=True) as progress:
+        with Progress(console=err, transient=True) as progress:
             task = progress.add_task("measuring size and latency", total=None)
 
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
             scheme, rows = run_footprints(run, scheme, replicate, on_progress=on_progress)
-    except ExportError as err:
-        return _error(str(err), EXIT_USAGE)
+    except ExportError as e:
+        return _error(err, str(e), EXIT_USAGE)
     for table in footprint_tables(rows, f"{run.name}: {scheme}"):
         out.print(table)
     out.print("compr. = all / nonzero parameters; speedup = dense / nonzero FLOPs (ShrinkBench); "
@@ -127,7 +121,7 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
     return EXIT_OK
 
 
-def _us(seconds: float | None) -> str:
+def micros(seconds: float | None) -> str:
     return "-" if seconds is None else f"{1e6 * seconds:,.0f}"
 
 
@@ -138,7 +132,7 @@ def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
     for r in rows:
         size.add_row(str(r.round), f"{100 * r.remaining:.1f}", f"{100 * r.test_acc:.2f}",
                      f"{r.compression:.1f}x", f"{r.speedup:.1f}x",
-                     *(_kib(r.sizes.get(f)) for f in SIZE_FORMATS))
+                     *(kib(r.sizes.get(f)) for f in SIZE_FORMATS))
     tables = [size]
     devices = sorted({d for r in rows for d, _, _ in r.latency}, key=lambda d: d != "cpu")
     for device in devices:
@@ -150,7 +144,7 @@ def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
             for label, _ in LATENCY_BACKENDS:
                 t.add_column(f"b{b} {label}", justify="right")
         for r in rows:
-            cells = [_us(r.latency.get((device, backend, b)))
+            cells = [micros(r.latency.get((device, backend, b)))
                      for b in batches for _, backend in LATENCY_BACKENDS]
             t.add_row(str(r.round), f"{100 * r.remaining:.1f}", *cells)
         tables.append(t)

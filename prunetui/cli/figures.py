@@ -6,8 +6,6 @@ import argparse
 
 from prunetui.extras import MissingExtra
 
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
-
 
 def add_arguments(report: argparse.ArgumentParser) -> None:
     group = report.add_argument_group("figures (needs prunetui[figures])")
@@ -22,27 +20,20 @@ def add_arguments(report: argparse.ArgumentParser) -> None:
 
 def save_report_figure(args: argparse.Namespace) -> int:
     """Draw the figure ``report`` was asked for (nothing without --figure); an exit code."""
-    from rich.markup import escape
-
     from prunetui import figures, store
-    from prunetui.cli.run import console
+    from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
 
     err = console(stderr=True)
-
-    def error(message: str, code: int) -> int:
-        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-        return code
-
     if not args.figure:
         if args.round is not None or args.compare or args.title:
-            return error("--round, --compare and --title go with --figure FILE.", EXIT_USAGE)
+            return _error(err, "--round, --compare and --title go with --figure FILE.", EXIT_USAGE)
         return EXIT_OK
     try:
         out = figures.save_run_figure([args.run, *args.compare], args.figure, args.round,
                                       args.title)
     except (MissingExtra, figures.FigureError) as e:
-        return error(str(e), EXIT_USAGE)
+        return _error(err, str(e), EXIT_USAGE)
     except store.StoreError as e:
-        return error(str(e), EXIT_RUNTIME)
+        return _error(err, str(e), EXIT_RUNTIME)
     console().print(f"Wrote {out}")
     return EXIT_OK

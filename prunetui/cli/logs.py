@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,22 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_export_logs(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from prunetui import store
-    from prunetui.cli.run import console
     from prunetui.config import ConfigError
     from prunetui.extras import MissingExtra
 
     err = console(stderr=True)
-
-    def error(message: str, code: int) -> int:
-        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-        return code
-
     run = store.RunDir(args.run)
     if not run.exists():
-        return error(f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+        return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
     target = Path(args.dir) / run.name
     try:
         from prunetui import tensorboard
@@ -46,17 +38,17 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
         tensorboard.require()
         if target.exists() and any(target.iterdir()):
             if not args.replace:
-                return error(f"{target} already holds TensorBoard logs; TensorBoard would mix "
-                             "them with a second export. Add --replace to overwrite them, or "
-                             "give another DIR.", EXIT_USAGE)
+                return _error(err, f"{target} already holds TensorBoard logs; TensorBoard would "
+                              "mix them with a second export. Add --replace to overwrite them, "
+                              "or give another DIR.", EXIT_USAGE)
             shutil.rmtree(target)
         if not run.metrics():
-            return error(f"{args.run} has no evaluations yet.", EXIT_USAGE)
+            return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
         out = tensorboard.export_run(run, args.dir)
     except (MissingExtra, ConfigError) as e:
-        return error(str(e), EXIT_USAGE)
+        return _error(err, str(e), EXIT_USAGE)
     except OSError as e:
-        return error(f"Cannot write {target}: {e.strerror or e}.", EXIT_RUNTIME)
+        return _error(err, f"Cannot write {target}: {e.strerror or e}.", EXIT_RUNTIME)
     console().print(f"Wrote TensorBoard logs to {out}. View them with: tensorboard --logdir "
                     f"{args.dir}")
     return EXIT_OK

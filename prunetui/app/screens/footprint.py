@@ -20,20 +20,10 @@ from textual.worker import get_current_worker
 
 from prunetui import store
 from prunetui.app.widgets.footer import StableFooter
+from prunetui.cli.export import LATENCY_BACKENDS, SIZE_FORMATS, kib, micros
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
-
-FORMATS = ("sparse", "dense", "shrunk")
-LATENCY = (("dense", "dense"), ("sparse", "scipy-csr"), ("shrunk", "shrunk"))
-
-
-def _kib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f}"
-
-
-def _us(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{1e6 * seconds:,.0f}"
 
 
 class FootprintScreen(Screen):
@@ -63,8 +53,8 @@ class FootprintScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for col in ("round", "left %", "test %", "compr.", "speedup",
-                    *(f"{f} KiB" for f in FORMATS),
-                    *(f"b{b} {label} µs" for b in (1, 256) for label, _ in LATENCY)):
+                    *(f"{f} KiB" for f in SIZE_FORMATS),
+                    *(f"b{b} {label} µs" for b in (1, 256) for label, _ in LATENCY_BACKENDS)):
             table.add_column(col, key=col)
         self.measure()
 
@@ -103,9 +93,9 @@ class FootprintScreen(Screen):
             table.add_row(
                 str(r.round), f"{100 * r.remaining:.1f}", f"{100 * r.test_acc:.2f}",
                 f"{r.compression:.1f}x", f"{r.speedup:.1f}x",
-                *(_kib(r.sizes.get(f)) for f in FORMATS),
-                *(_us(r.latency.get(("cpu", backend, b))) for b in (1, 256)
-                  for _, backend in LATENCY))
+                *(kib(r.sizes.get(f)) for f in SIZE_FORMATS),
+                *(micros(r.latency.get(("cpu", backend, b))) for b in (1, 256)
+                  for _, backend in LATENCY_BACKENDS))
         gpu = any(d == "cuda" for r in rows for d, _, _ in r.latency)
         self.query_one("#footprint-status", Static).update(
             f"Scheme {scheme}. CPU latency, median per call"
@@ -135,7 +125,7 @@ class ExportScreen(ModalScreen[str | None]):
             yield Label(f"Export a round of {self.run.name}", classes="question")
             yield Static("Finding finished rounds...", id="export-reason")
             yield Select([], prompt="round and scheme", id="export-segment")
-            yield Select([(f, f) for f in FORMATS], value="sparse", allow_blank=False,
+            yield Select([(f, f) for f in SIZE_FORMATS], value="sparse", allow_blank=False,
                          id="export-format")
             yield Input(placeholder="file to write", id="export-path")
             yield ProgressBar(total=None, show_eta=False, id="export-progress")
