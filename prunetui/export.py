@@ -78,14 +78,9 @@ class Source:
 
     def build(self) -> nn.Module:
         """The masked network, in eval mode."""
-        model = build_net(self.cfg, self.input_shape(), self.num_classes())
+        model = build_model(self.cfg.model, self.input_shape(), self.num_classes())
         model.load_state_dict(self.weights)
         return model.eval()
-
-
-def build_net(cfg: config.Config, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    shape = (math.prod(input_shape),) if cfg.model.arch == "lenet-300-100" else input_shape
-    return build_model(cfg.model, shape, num_classes)
 
 
 @dataclass(frozen=True)
@@ -483,7 +478,7 @@ def _resized(module: nn.Module, shape: list[int]) -> nn.Module:
 def model_from(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PrunedModel:
     meta = header["meta"]
     cfg = config.from_dict(meta["config"])
-    net = build_net(cfg, tuple(meta["input_shape"]), int(meta["num_classes"]))
+    net = build_model(cfg.model, tuple(meta["input_shape"]), int(meta["num_classes"]))
     state = dict(tensors)
     input_index = state.pop("input_index", None)
     for name, desc in header.get("encoded", {}).items():

@@ -153,12 +153,9 @@ weights left in each layer. They redraw at most twice a second.
         worker = get_current_worker()
         path = str(run.path)
         try:
-            from prunetui.experiment import Experiment  # imports torch, off the event loop
-            from prunetui.integrity import restore_config
-
-            note = restore_config(run)  # a damaged config.toml, from a checkpoint's copy
-            if note:
-                self.post_message(EngineEvent(path, LogEvent(note, "warning")))
+            # imports torch, off the event loop; a damaged config.toml is restored from a
+            # checkpoint's copy by the Experiment, which logs it as a warning
+            from prunetui.experiment import Experiment
 
             def sink(event) -> None:
                 if worker.is_cancelled:
