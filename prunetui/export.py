@@ -340,19 +340,18 @@ def input_normalization(src: Source) -> dict[str, float] | None:
 
         mean, std = NORMALIZATION[data.dataset]
         return {"mean": mean, "std": std}
-    return _face_stats(data.root, data.image_size, data.crop)
+    return _face_stats(data)
 
 
 @functools.lru_cache(maxsize=8)
-def _face_stats(root: str, image_size: int, crop: int) -> dict[str, float] | None:
-    """Faces are normalized with their training set's statistics: decode it once to get them."""
-    from prunetui.config import DataConfig
+def _face_stats(data: config.DataConfig) -> dict[str, float] | None:
+    """Faces are normalized with their training set's statistics: decode it once to get them.
+    The run's own data settings (its split included) pick that training set."""
     from prunetui.data import DataError
     from prunetui.data.faces import load_faces
 
     try:
-        faces = load_faces(DataConfig(dataset="faces", root=root, image_size=image_size,
-                                      crop=crop))
+        faces = load_faces(data)
     except (DataError, OSError):
         return None
     return {"mean": faces.mean, "std": faces.std}
