@@ -36,14 +36,14 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
         from prunetui import tensorboard
 
         tensorboard.require()
+        if not run.metrics():  # before --replace deletes anything
+            return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
         if target.exists() and any(target.iterdir()):
             if not args.replace:
                 return _error(err, f"{target} already holds TensorBoard logs; TensorBoard would "
                               "mix them with a second export. Add --replace to overwrite them, "
                               "or give another DIR.", EXIT_USAGE)
             shutil.rmtree(target)
-        if not run.metrics():
-            return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
         out = tensorboard.export_run(run, args.dir)
     except (MissingExtra, ConfigError) as e:
         return _error(err, str(e), EXIT_USAGE)
