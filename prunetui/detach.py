@@ -19,14 +19,19 @@ def spawn_detached(run_dir: str | Path) -> int:
     goes), stdin from /dev/null and output appended to ``RUN_DIR/run.log``. Its progress is
     read back from the run store like any other run.
     """
-    run_dir = Path(run_dir)
+    return start_run_process(Path(run_dir)).pid
+
+
+def start_run_process(run_dir: Path, **popen_kw) -> subprocess.Popen:
+    """``prunetui run --resume RUN_DIR --plain`` in its own session, output appended to
+    ``RUN_DIR/run.log``; ``popen_kw`` adds e.g. env, cwd, preexec_fn (sweep workers)."""
     with (run_dir / LOG_FILE).open("ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(
             [sys.executable, "-m", "prunetui", "run", "--resume", str(run_dir), "--plain"],
             stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            close_fds=True,
+            close_fds=True, **popen_kw,
         )
     # Mark it running at once (the child takes seconds to import torch) so a reader never
     # sees a fresh run as interrupted; the child rewrites the same pid when it starts.
     RunDir(run_dir).write_status(RUNNING, pid=child.pid)
-    return child.pid
+    return child

@@ -13,7 +13,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunetui import store
-from prunetui.detach import LOG_FILE
+from prunetui.detach import LOG_FILE, start_run_process
 
 EXIT_USAGE = 2  # ``prunetui run``: bad input (e.g. missing data); starting again cannot help
 POLL_S = 0.5
@@ -72,10 +71,6 @@ class RunDied(RuntimeError):
 # One run in its own process
 
 
-def run_command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "prunetui", "run", "--resume", str(run_dir), "--plain"]
-
-
 def child_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # train.threads holds the same number; the variable also covers libraries torch loads.
@@ -102,18 +97,11 @@ def _die_with_parent() -> None:
 
 def launch(run_dir: Path, threads: int, gpu: str | None = None,
            cwd: str | None = None) -> subprocess.Popen:
-    """Start one run; its output is appended to RUN_DIR/run.log."""
-    with (run_dir / LOG_FILE).open("ab") as log, open(os.devnull, "rb") as devnull:
-        child = subprocess.Popen(
-            run_command(run_dir), stdin=devnull, stdout=log, stderr=subprocess.STDOUT,
-            env=child_env(threads, gpu), cwd=cwd, close_fds=True,
-            # Own session: a Ctrl-C in the terminal reaches the driver only, which then stops
-            # each run once (a second SIGINT would skip the run's checkpoint).
-            start_new_session=True, preexec_fn=_die_with_parent,
-        )
-    # As with detached runs: mark it running now, before the child has imported torch.
-    store.RunDir(run_dir).write_status(store.RUNNING, pid=child.pid)
-    return child
+    """Start one run as a detached run would start, with its CPU share and, should this driver
+    die, SIGTERM. Its own session: a Ctrl-C in the terminal reaches the driver only, which then
+    stops each run once (a second SIGINT would skip the run's checkpoint)."""
+    return start_run_process(run_dir, env=child_env(threads, gpu), cwd=cwd,
+                             preexec_fn=_die_with_parent)
 
 
 def outcome(run_dir: Path, returncode: int) -> str:
