@@ -318,25 +318,30 @@ def grouped_runs(models_dir: str | Path) -> list[store.RunDir | SweepDir]:
 _summaries: dict[str, tuple[tuple, dict[str, str]]] = {}
 
 
-def _files_signature(sweep: SweepDir) -> tuple:
+def files_signature(sweep: SweepDir) -> tuple:
     return store.files_signature([sweep.record_path] + [
         r.path / f for r in sweep.runs() for f in (store.METRICS_FILE, store.STATUS_FILE)])
 
 
 def sweep_summary(sweep: SweepDir) -> dict[str, str]:
     """:func:`summarize`, recomputed only when a file of the sweep changed (lists refresh often)."""
-    key, sig = str(sweep.path), _files_signature(sweep)
+    key, sig = str(sweep.path), files_signature(sweep)
     cached = _summaries.get(key)
     if cached is None or cached[0] != sig:
         cached = _summaries[key] = (sig, summarize(sweep))
     return dict(cached[1])
 
 
+def run_states(sweep: SweepDir) -> list[str]:
+    """Each run's state, ``waiting`` before its first start and ``missing`` without a folder."""
+    return [("missing" if not r.exists() else "waiting" if not r.status_path.exists()
+             else r.read_status().effective_state) for r in sweep.runs()]
+
+
 def summarize(sweep: SweepDir) -> dict[str, str]:
     """One row of a runs list for a whole sweep (same keys as results.run_summary)."""
     runs = sweep.runs()
-    states = [("missing" if not r.exists() else "waiting" if not r.status_path.exists()
-               else r.read_status().effective_state) for r in runs]
+    states = run_states(sweep)
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     state = (store.RUNNING if counts.get(store.RUNNING) else
              store.FINISHED if counts.get(store.FINISHED) == len(runs) else store.INTERRUPTED)

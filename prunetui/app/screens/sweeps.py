@@ -88,6 +88,7 @@ the chart of those means (colour: scheme, marker: setting). Resume or extend a s
         super().__init__()
         self.sweep = sweep
         self.rows: list[sweeps.ComparisonRow] | None = None
+        self.signature: tuple = ()
         self.counts = ""
 
     def compose(self) -> ComposeResult:
@@ -106,8 +107,13 @@ the chart of those means (colour: scheme, marker: setting). Resume or extend a s
     @work(thread=True, exclusive=True, group="sweep-load", exit_on_error=False)
     def _load(self) -> None:
         try:
-            rows = sweeps.comparison(self.sweep)
-            states = [r.read_status().effective_state for r in self.sweep.runs()]
+            # Every run's metrics are read again only when a file changed; states are re-checked
+            # each time (a run whose process died changes no file).
+            signature = sweeps.files_signature(self.sweep)
+            rows = self.rows
+            if rows is None or signature != self.signature:
+                rows, self.signature = sweeps.comparison(self.sweep), signature
+            states = sweeps.run_states(self.sweep)
         except (sweeps.SweepError, OSError, ValueError, KeyError) as err:
             self.app.call_from_thread(self._failed, str(err))
             return
