@@ -1,12 +1,12 @@
 """prunetui: iterative pruning and Lottery Ticket experiments, in the terminal."""
 
 from prunetui.threads import set_wait_policy
+from prunetui.version import __version__
 
 # OpenMP reads its wait policy once, when torch loads: a moderate spin count (measured in
 # prunetui/threads.py) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
 set_wait_policy()
 
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
@@ -16,3 +16,6 @@ def __getattr__(name: str):
 
         return load_pruned
     raise AttributeError(f"module 'prunetui' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "load_pruned"]

@@ -16,6 +16,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import tomli_w
 
+from prunetui.fileio import atomic_write_text
+
 DATASETS = ("mnist", "fashion-mnist", "faces")
 ARCHS = ("lenet-300-100", "lightcnn-9")
 INITS = ("glorot-normal", "kaiming-normal")
@@ -316,8 +318,6 @@ def dumps(cfg: Config) -> str:
 
 
 def save(cfg: Config, path: str | Path) -> None:
-    from prunetui.store import atomic_write_text  # local: store imports torch lazily only
-
     atomic_write_text(Path(path), dumps(cfg))
 
 

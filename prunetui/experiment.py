@@ -47,8 +47,8 @@ from prunetui.training import (
     Stopped,
     iterations_per_epoch,
     mix_seed,
-    resolve_device,
 )
+from prunetui.device import resolve_device
 
 State = dict[str, torch.Tensor]
 

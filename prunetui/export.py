@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunetui import __version__, config, results, store
+from prunetui import config, results, store
+from prunetui.version import __version__
 from prunetui.nets import build_model, weight_layers
 from prunetui.shrink import ChainLayer, ShrinkError, shrink
 

@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prunetui.segments import DENSE, round_owners
 from prunetui.store import LineProblem, RunDir
-
-DENSE = "dense"  # scheme label of round 0, shared by every scheme
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,11 @@ def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
 
 def lottery_curves(rows: list[RoundResult]) -> dict[str, list[RoundResult]]:
     """Per scheme, its rounds in order, each curve starting at the shared dense round 0."""
-    dense = [r for r in rows if r.scheme == DENSE]
+    schemes = [s for s in dict.fromkeys(r.scheme for r in rows) if s != DENSE]
     curves: dict[str, list[RoundResult]] = {}
-    for r in rows:
-        if r.scheme != DENSE:
-            curves.setdefault(r.scheme, list(dense)).append(r)
-    if not curves and dense:
-        curves[DENSE] = dense
+    for r in sorted(rows, key=lambda r: r.round):
+        for owner in round_owners(r.scheme, schemes):
+            curves.setdefault(owner, []).append(r)
     return curves
 
 
@@ -152,13 +149,9 @@ def percent_ticks(remainings: Iterable[float], most: int = 8) -> tuple[list[floa
     return [pruning_axis(v / 100) for v in shown], [f"{v:g}" for v in shown]
 
 
-def run_summary(run: RunDir) -> dict[str, str]:
-    """One row of the runs list (shared by the CLI and the app's Runs screen)."""
-    return run_summary_checked(run)[0]
-
-
 def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]:
-    """:func:`run_summary` and the damaged lines of the run's metrics.jsonl."""
+    """One row of the runs list (shared by the CLI and the app's Runs screen), and the damaged
+    lines of the run's metrics.jsonl."""
     status = run.read_status()
     try:
         cfg = run.config()

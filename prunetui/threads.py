@@ -194,7 +194,7 @@ def runtime_record(choice: ThreadChoice, device: str) -> dict[str, Any]:
 
 
 def write_record(run_path: Path, record: Mapping[str, Any]) -> None:
-    from prunetui.store import atomic_write_text
+    from prunetui.fileio import atomic_write_text
 
     atomic_write_text(run_path / RUNTIME_FILE, json.dumps(record, indent=2) + "\n")
 

@@ -24,7 +24,8 @@ from torch import nn
 
 from prunetui.config import TrainConfig
 from prunetui.control import RunControl
-from prunetui.data import TensorData
+from prunetui.data.tensors import TensorData
+from prunetui.device import to_device
 from prunetui.pruning import Masks, apply_masks
 
 _MASK63 = (1 << 63) - 1
@@ -48,15 +49,6 @@ def mix_seed(*parts: int) -> int:
         x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
         x ^= x >> 29
     return x & _MASK63
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device = 'cuda' but no CUDA device is available; "
-                           "use 'auto' or 'cpu'.")
-    return torch.device(name)
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -231,14 +223,6 @@ class SegmentTrainer:
         self.optimizer.step()
         apply_masks(self.params, self.masks)
         return loss.detach().double()
-
-
-def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a CPU tensor to ``device`` without waiting for the GPU's queued work (a blocking or
-    pageable host-to-GPU copy synchronises the stream); on CPU, ``x`` itself."""
-    if device.type != "cuda":
-        return x
-    return x.pin_memory().to(device, non_blocking=True)
 
 
 def iterations_per_epoch(train_size: int, batch_size: int) -> int:

@@ -292,11 +292,11 @@ def test_damaged_split_file_says_to_delete_it(faces: Path) -> None:
 
 
 def test_unwritable_folder_cannot_hold_the_split(faces: Path, monkeypatch) -> None:
-    import prunetui.store as store
+    from prunetui import fileio
 
     def refuse(path: Path, text: str) -> None:
-        raise store.StoreError(f"Cannot write {path}: Permission denied.")
+        raise fileio.StoreError(f"Cannot write {path}: Permission denied.")
 
-    monkeypatch.setattr(store, "atomic_write_text", refuse)
+    monkeypatch.setattr(fileio, "atomic_write_text", refuse)
     with pytest.raises(DataError, match=r"Permission denied.*writable"):
         load_faces(cfg(faces))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunetui import config, store
+from prunetui import config, fileio, store
 from prunetui.experiment import Experiment, new_run
 from tests.conftest import tiny_overrides
 
@@ -35,7 +35,7 @@ def test_a_kill_at_any_step_of_a_checked_write_leaves_a_file_that_verifies(tmp_p
                                                                          monkeypatch):
     path = tmp_path / "status.json"
     store.write_checked(path, b"one")
-    real = store.atomic_write
+    real = fileio.atomic_write
 
     def killed_at(step: int):
         calls = []
@@ -48,11 +48,11 @@ def test_a_kill_at_any_step_of_a_checked_write_leaves_a_file_that_verifies(tmp_p
         return write
 
     for attempt in (b"two", b"three", b"four"):  # killed between sidecar and file, again and again
-        monkeypatch.setattr(store, "atomic_write", killed_at(2))
+        monkeypatch.setattr(fileio, "atomic_write", killed_at(2))
         with pytest.raises(KeyboardInterrupt):
             store.write_checked(path, attempt)
         assert path.read_bytes() == b"one" and store.verify(path) == store.INTACT
-    monkeypatch.setattr(store, "atomic_write", killed_at(3))  # file written, sidecar not yet
+    monkeypatch.setattr(fileio, "atomic_write", killed_at(3))  # file written, sidecar not yet
     with pytest.raises(KeyboardInterrupt):
         store.write_checked(path, b"two")
     monkeypatch.undo()

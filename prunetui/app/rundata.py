@@ -169,7 +169,7 @@ class ChunkedTail(store.JsonlTail):
         if end < 0:
             return [], [], False
         chunk = data[:end]
-        records, problems = store._parse(self.path, chunk, self.lines + 1, self.required)
+        records, problems = store.jsonl.parse_lines(self.path, chunk, self.lines + 1, self.required)
         records, more = _drop_implausible(self.path, chunk, self.lines + 1, records, problems,
                                           self.plausible)
         problems = sorted(problems + more, key=lambda p: p.line)

@@ -13,7 +13,7 @@ def version_report() -> str:
     import torch
 
     from prunetui.extras import EXTRAS, available
-    from prunetui.training import resolve_device
+    from prunetui.device import resolve_device
 
     if torch.cuda.is_available():
         cuda = (f"available, {torch.cuda.device_count()} device(s), "

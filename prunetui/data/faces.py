@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from prunetui.data import DataError, TensorData
+from prunetui.data.tensors import DataError, TensorData
 
 if TYPE_CHECKING:  # torch is imported lazily, as in mnist.py
     import torch
@@ -57,7 +57,7 @@ class FaceData(TensorData):
         device, size = self.train_x.device, self.train_x.shape[-1]
         idx = idx.to(device)
         rows, cols = crop_indices(len(idx), size, self.crop, generator)
-        from prunetui.training import to_device  # no GPU sync per step
+        from prunetui.device import to_device  # no GPU sync per step
 
         rows, cols = to_device(rows, device), to_device(cols, device)
         # One gather through flat indices [n, crop, crop] into the contiguous [N, 1, S, S]
@@ -237,7 +237,7 @@ def format_split(document: dict[str, Any]) -> str:
 
 
 def _write_split(path: Path, document: dict[str, Any]) -> None:
-    from prunetui.store import StoreError, atomic_write_text
+    from prunetui.fileio import StoreError, atomic_write_text
 
     try:  # temp file + fsync + os.replace: a crash never leaves half a split.json
         atomic_write_text(path, format_split(document))

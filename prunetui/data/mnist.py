@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prunetui.data import DataError, TensorData
+from prunetui.data.tensors import DataError, TensorData
 
 if TYPE_CHECKING:  # torch is imported lazily: the app's Data screen uses the file checks
     import torch

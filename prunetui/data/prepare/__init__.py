@@ -41,7 +41,7 @@ from prunetui.data.prepare.decode import (
     load_photo,
     to_rgb,
 )
-from prunetui.data.prepare.detect import Detection, FaceDetector, choose_faces, resolve_device
+from prunetui.data.prepare.detect import Detection, FaceDetector, choose_faces, device_name
 from prunetui.data.prepare.journal import FORMAT, JOURNAL_FILE, Journal, Outcome
 from prunetui.data.prepare.output import IMAGE_EXTENSIONS, describe_prepared, output_names
 from prunetui.data.prepare.report import REPORT_FILE, PersonCounts, PrepareReport, build_report
@@ -56,11 +56,43 @@ from prunetui.data.prepare.settings import (
 from prunetui.data.prepare.skips import REASONS, Skip, SkippedFile
 
 __all__ = [
-    "DETECT_MAX_SIDE", "FORMAT", "IMAGE_EXTENSIONS", "JOURNAL_FILE", "MAX_WORKERS",
-    "MIN_DETECT_FACE", "OUTPUT_SIZE", "REASONS", "REPORT_FILE", "Detection", "FaceDetector",
-    "Journal", "Loaded", "Outcome", "PersonCounts", "Photo", "PrepareError", "PrepareReport",
-    "Scan", "Settings", "Skip", "SkippedFile", "build_report", "check_paths", "choose_faces",
-    "crop_face", "default_min_face_size", "default_workers", "describe_prepared", "header_key",
-    "load_for_detection", "load_photo", "output_names", "plan_batches", "prepare_faces",
-    "resolve_device", "scan_source", "square_box", "to_rgb",
+    "DETECT_MAX_SIDE",
+    "FORMAT",
+    "IMAGE_EXTENSIONS",
+    "JOURNAL_FILE",
+    "MAX_WORKERS",
+    "MIN_DETECT_FACE",
+    "OUTPUT_SIZE",
+    "REASONS",
+    "REPORT_FILE",
+    "Detection",
+    "FaceDetector",
+    "Journal",
+    "Loaded",
+    "Outcome",
+    "PersonCounts",
+    "Photo",
+    "PrepareError",
+    "PrepareReport",
+    "Scan",
+    "Settings",
+    "Skip",
+    "SkippedFile",
+    "build_report",
+    "check_paths",
+    "choose_faces",
+    "crop_face",
+    "default_min_face_size",
+    "default_workers",
+    "describe_prepared",
+    "device_name",
+    "header_key",
+    "load_for_detection",
+    "load_photo",
+    "output_names",
+    "plan_batches",
+    "prepare_faces",
+    "scan_source",
+    "square_box",
+    "to_rgb",
 ]

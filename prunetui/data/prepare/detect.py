@@ -16,16 +16,14 @@ from prunetui.data.prepare.skips import REASONS, Skip
 Detection = tuple[np.ndarray, np.ndarray]  # boxes (n, 4) as x1 y1 x2 y2, probabilities (n,)
 
 
-def resolve_device(device: str) -> str:
-    import torch
+def device_name(device: str) -> str:
+    """``--device`` as a torch device name (``auto``: CUDA when available)."""
+    from prunetui.device import DeviceError, resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(device)
-    except RuntimeError as err:
-        raise PrepareError(f"--device {device!r} is not a torch device ({err}).") from err
-    return device
+        return str(resolve_device(device))
+    except DeviceError as err:
+        raise PrepareError(f"--device {device!r} is not usable: {err}") from err
 
 
 class FaceDetector:
@@ -35,7 +33,7 @@ class FaceDetector:
         import torch
         from facenet_pytorch import MTCNN
 
-        self.device = resolve_device(device)
+        self.device = device_name(device)
         try:
             self.mtcnn = MTCNN(keep_all=True, device=torch.device(self.device))
         except (RuntimeError, AssertionError) as err:

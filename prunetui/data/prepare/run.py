@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prunetui.data.prepare.crop import crop_face
 from prunetui.data.prepare.decode import Key, Loaded, header_key, load_for_detection, load_photo
-from prunetui.data.prepare.detect import Detection, FaceDetector, choose_faces, resolve_device
+from prunetui.data.prepare.detect import Detection, FaceDetector, choose_faces, device_name
 from prunetui.data.prepare.journal import Journal, Outcome
 from prunetui.data.prepare.output import (
     is_done,
@@ -103,7 +103,7 @@ class _Run:
         self.journal.flush()
 
     def _run_batches(self, batches: list[list[Photo]]) -> bool:
-        self.resolved_device = resolve_device(self.device)
+        self.resolved_device = device_name(self.device)
         import torch
 
         threads = torch.get_num_threads()

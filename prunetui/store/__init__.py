@@ -1,0 +1,96 @@
+"""The run store: one directory per experiment, the single source of truth for results.
+
+Each concept has its own module; this package re-exports their public names so callers can
+write ``store.RunDir``, ``store.load_checkpoint``:
+
+- :mod:`prunetui.fileio`: atomic writes, SHA-256 sidecars, verification (no prunetui imports);
+- :mod:`prunetui.store.jsonl`: the append-only ``metrics.jsonl`` / ``sparsity.jsonl``;
+- :mod:`prunetui.store.status`: ``status.json``;
+- :mod:`prunetui.store.checkpoint`: checkpoint files and their typed schema;
+- :mod:`prunetui.store.layout`: the run directory and where each file lives.
+
+Readers (CLI ``runs``/``report``, the app) import no torch: only checkpoint I/O needs it, and
+imports it lazily.
+"""
+
+from prunetui.fileio import (
+    DAMAGED,
+    INTACT,
+    MISSING,
+    SIDECAR,
+    UNVERIFIED,
+    DamagedFile,
+    StoreError,
+    atomic_write,
+    atomic_write_text,
+    files_signature,
+    move_aside,
+    prefix_digest,
+    recorded_digests,
+    remove_checked,
+    sha256,
+    sidecar,
+    truncate,
+    verify,
+    write_checked,
+)
+from prunetui.store.checkpoint import (
+    CannotResume,
+    SegmentCheckpoint,
+    SegmentOutcome,
+    StoreOffsets,
+    checkpoint_bytes,
+    load_checkpoint,
+    load_segment,
+    save_checkpoint,
+)
+from prunetui.store.jsonl import (
+    METRICS_KEYS,
+    SPARSITY_KEYS,
+    JsonlLog,
+    JsonlTail,
+    LineProblem,
+    Required,
+    append_jsonl,
+    jsonl_bytes,
+    jsonl_line,
+    read_jsonl,
+    read_jsonl_checked,
+    read_jsonl_from,
+    torn_tail,
+)
+from prunetui.store.layout import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SPARSITY_FILE,
+    RunDir,
+    check_run_name,
+    create_run,
+    generated_name,
+    list_runs,
+    new_run,
+    unique_name,
+)
+from prunetui.store.status import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    STATUS_FILE,
+    Status,
+    pid_alive,
+)
+
+__all__ = [
+    "CHECKPOINT_DIR", "CONFIG_FILE", "DAMAGED", "FAILED", "FINISHED", "INTACT", "INTERRUPTED",
+    "METRICS_FILE", "METRICS_KEYS", "MISSING", "RUNNING", "SIDECAR", "SPARSITY_FILE",
+    "SPARSITY_KEYS", "STATUS_FILE", "UNVERIFIED", "CannotResume", "DamagedFile", "JsonlLog",
+    "JsonlTail", "LineProblem", "Required", "RunDir", "SegmentCheckpoint", "SegmentOutcome",
+    "Status", "StoreError", "StoreOffsets", "append_jsonl", "atomic_write", "atomic_write_text",
+    "check_run_name", "checkpoint_bytes", "create_run", "files_signature", "generated_name",
+    "jsonl_bytes", "jsonl_line", "list_runs", "load_checkpoint", "load_segment", "move_aside",
+    "new_run", "pid_alive", "prefix_digest", "read_jsonl", "read_jsonl_checked",
+    "read_jsonl_from", "recorded_digests", "remove_checked", "save_checkpoint", "sha256",
+    "sidecar", "torn_tail", "truncate", "unique_name", "verify", "write_checked",
+]
