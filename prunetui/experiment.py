@@ -10,19 +10,18 @@ uninterrupted run, byte for byte in everything but ``elapsed_s``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prunetui import integrity, pruning, schemes, store, threads
-from prunetui.config import Config, rewind_iteration
+from prunetui import pruning, store, threads
+from prunetui.config import Config
 from prunetui.data import TensorData, load_data
+from prunetui.device import resolve_device
 from prunetui.events import (
     Checkpointed,
     Evaluated,
@@ -35,9 +34,23 @@ from prunetui.events import (
     TrainProgress,
     ignore,
 )
+from prunetui.integrity import (
+    init_verdict,
+    plan_resume,
+    regenerate_init,
+    restore_config,
+)
 from prunetui.nets import build_model, init_weights, prunable_layers
-from prunetui.results import DENSE, segment_result
-from prunetui.store import new_run
+from prunetui.results import segment_result
+from prunetui.segments import Segment, plan, rewind_iterations, total_iterations
+from prunetui.store.checkpoint import (
+    THETA0_KEY,
+    WEIGHTS_KEY,
+    SegmentCheckpoint,
+    SegmentOutcome,
+    save_segment,
+    theta0_bytes,
+)
 from prunetui.training import (
     EvalResult,
     LoopState,
@@ -48,42 +61,7 @@ from prunetui.training import (
     iterations_per_epoch,
     mix_seed,
 )
-from prunetui.device import resolve_device
-
-State = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Segment:
-    replicate: int
-    round: int
-    scheme: str
-
-    @property
-    def key(self) -> tuple[int, int, str]:
-        return (self.replicate, self.round, self.scheme)
-
-
-def ordered_schemes(cfg: Config) -> list[str]:
-    """Schemes in training order; with shared rewind masks, rewind must go first."""
-    names = list(cfg.prune.schemes)
-    if cfg.prune.mask_from == "rewind":
-        names.remove("rewind")
-        names.insert(0, "rewind")
-    return names
-
-
-def plan(cfg: Config) -> list[Segment]:
-    segments = []
-    for rep in range(cfg.train.replicates):
-        segments.append(Segment(rep, 0, DENSE))
-        for round_ in range(1, cfg.num_rounds + 1):
-            segments.extend(Segment(rep, round_, s) for s in ordered_schemes(cfg))
-    return segments
-
-
-def total_iterations(cfg: Config, per_epoch: int) -> int:
-    return cfg.train.epochs * per_epoch if cfg.train.epochs else cfg.train.iterations
+from prunetui.trajectory import ReplicateState, State, segment_start
 
 
 class AlreadyRunning(store.StoreError):
@@ -94,7 +72,7 @@ class Experiment:
     def __init__(self, run: store.RunDir, on_event: EventSink = ignore,
                  control: RunControl | None = None, cfg: Config | None = None) -> None:
         self.run = run
-        self.restored = None if cfg else integrity.restore_config(run)  # from a checkpoint
+        self.restored = None if cfg else restore_config(run)  # from a checkpoint
         self.cfg = cfg or run.config()
         self.emit = on_event
         if self.cfg.log.tensorboard:  # every front end (CLI, app, detached, sweeps) logs
@@ -104,6 +82,7 @@ class Experiment:
         self.control = control or RunControl()
         self.device = resolve_device(self.cfg.train.device)
         self.segments = plan(self.cfg)
+        self.rewind_ks = rewind_iterations(self.cfg.prune.schemes)
         self.elapsed_base = 0.0
         self.started = time.monotonic()
         self.paused_before = self.control.paused_seconds
@@ -156,24 +135,26 @@ class Experiment:
         self.total = total_iterations(self.cfg, self.per_epoch)
         return data
 
-    def _restore_offsets(self) -> tuple[int, dict[str, Any] | None]:
+    def _restore_offsets(self) -> tuple[int, SegmentCheckpoint | None]:
         """Index of the first unfinished segment and its resume state; cut metric files back.
 
         Damaged files are moved aside and the run falls back to its newest intact state
-        (integrity.plan_resume); each loss or repair is logged in one line.
+        (plan_resume); each loss or repair is logged in one line.
         """
-        plan = integrity.plan_resume(self.run, self.segments, self._final_path,
-                                     self._rewind_iterations())
-        for note in plan.notes:
+        plan_ = plan_resume(self.run, self.segments, self.rewind_ks)
+        for note in plan_.notes:
             self.emit(Log(note, "warning"))
-        offsets = plan.offsets
-        self.done = plan.done
-        self.metrics_log = store.JsonlLog(self.run.metrics_path, offsets["metrics_offset"])
-        self.sparsity_log = store.JsonlLog(self.run.sparsity_path, offsets["sparsity_offset"])
-        self.elapsed_base = offsets["elapsed_s"]
+        if plan_.notes and plan_.assessment.restart:
+            self.emit(Log(f"resume restarts at {plan_.assessment.restart}", "warning"))
+        self.found = plan_.assessment
+        offsets = plan_.offsets
+        self.done = plan_.done
+        self.metrics_log = store.JsonlLog(self.run.metrics_path, offsets.metrics_offset)
+        self.sparsity_log = store.JsonlLog(self.run.sparsity_path, offsets.sparsity_offset)
+        self.elapsed_base = offsets.elapsed_s
         self.started = time.monotonic()
         self.paused_before = self.control.paused_seconds
-        return plan.done, plan.resume
+        return plan_.done, plan_.resume
 
     def _config_text(self) -> str:
         """config.toml as written (kept in checkpoints to restore it if it is damaged)."""
@@ -183,13 +164,11 @@ class Experiment:
             return self.run.config_text()
         return dumps(self.cfg)
 
-    def _store_offsets(self) -> dict[str, Any]:
+    def _store_offsets(self) -> store.StoreOffsets:
         """Where the metric files end, and their digests (checked on resume)."""
-        return {"metrics_offset": self.metrics_log.offset,
-                "sparsity_offset": self.sparsity_log.offset,
-                "metrics_sha256": self.metrics_log.digest(),
-                "sparsity_sha256": self.sparsity_log.digest(),
-                "elapsed_s": self._elapsed()}
+        return store.StoreOffsets(self.metrics_log.offset, self.sparsity_log.offset,
+                                  self.metrics_log.digest(), self.sparsity_log.digest(),
+                                  self._elapsed())
 
     def _final_path(self, seg: Segment) -> Path:
         return self.run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
@@ -233,89 +212,47 @@ class Experiment:
         theta0 = self._theta0(rep, seed)
         state = ReplicateState(index=rep, seed=seed, theta0=theta0,
                                schemes=tuple(self.cfg.prune.schemes))
-        for k in self._rewind_iterations():
-            path = self._rewind_path(rep, k)
+        for k in self.rewind_ks:
             # A damaged one still needed made plan_resume retrain the dense round instead.
-            with contextlib.suppress(store.StoreError, KeyError):
-                state.rewind_points[k] = store.load_checkpoint(path)["weights"]
+            probe = self.found.reader.take_tensors(self.run.rewind_checkpoint(rep, k), WEIGHTS_KEY)
+            if probe.ok:
+                state.rewind_points[k] = probe.tensors
         return state
 
     def _theta0(self, rep: int, seed: int) -> State:
         """init.pt, or theta0 regenerated from the seed when it is missing or damaged: a
         damaged file is replaced only if the regenerated one matches its recorded digest."""
-        path = self.run.replicate_dir(rep) / "init.pt"
-        try:
-            return store.load_checkpoint(path)["theta0"]
-        except (store.StoreError, KeyError) as err:
-            problem = str(err) if path.exists() else "missing"
-            started = any(s.replicate == rep for s in self.segments[:self.done])
-            damaged = path.exists() or store.sidecar(path).exists() or started
+        path = self.run.init_checkpoint(rep)
+        probe = self.found.reader.take_tensors(path, THETA0_KEY)
+        if probe.ok:
+            return probe.tensors
         theta0 = self._fresh_state(mix_seed(seed, 0))
-        data = store.checkpoint_bytes({"theta0": theta0})
-        if damaged:
-            needed = any(s.replicate == rep for s in self.segments[self.done:])
-            note = integrity.regenerate_init(self.run, path, data, rep, needed, problem)
-            self.emit(Log(note, "warning"))
+        data = theta0_bytes(theta0)
+        verdict = init_verdict(self.found, rep, probe)
+        if verdict.damaged:
+            problem = probe.problem if path.exists() else "missing"
+            self.emit(Log(regenerate_init(self.run, rep, data, verdict, problem), "warning"))
         else:
             store.write_checked(path, data)
         return theta0
 
-    def _rewind_iterations(self) -> list[int]:
-        ks = (rewind_iteration(s) for s in self.cfg.prune.schemes)
-        return sorted({k for k in ks if k})
-
-    def _rewind_path(self, rep: int, k: int) -> Path:
-        return self.run.replicate_dir(rep) / f"rewind-{k}.pt"
-
     def _load_finished(self, seg: Segment, rep: ReplicateState) -> None:
-        ckpt = store.load_checkpoint(self._final_path(seg))
-        masks = {k: v.float() for k, v in ckpt["masks"].items()}
-        rep.record(seg.scheme, ckpt["weights"], masks)
-        r = ckpt["result"]
-        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, r["remaining"],
-                                  r["early_stop_iteration"], r["test_acc"], r["best_val_acc"],
+        ckpt = self.found.reader.take(self._final_path(seg)).checkpoint
+        masks = {k: v.float() for k, v in ckpt.masks.items()}
+        rep.record(seg.scheme, ckpt.weights, masks)
+        r = ckpt.outcome
+        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, r.remaining,
+                                  r.early_stop_iteration, r.test_acc, r.best_val_acc,
                                   skipped=True))
 
     # ------------------------------------------------------------------ one segment
-    def _segment_start(self, seg: Segment, rep: ReplicateState) -> tuple[State, pruning.Masks]:
-        """Masks and start weights of a segment: pruning, then the scheme's reset."""
-        if seg.round == 0:
-            masks = pruning.dense_masks(rep.theta0, self.layers)
-            return {k: v.clone() for k, v in rep.theta0.items()}, masks
-        masks = self._next_masks(seg, rep)
-        start = schemes.start_weights(
-            seg.scheme, theta0=rep.theta0, trained=rep.trained[seg.scheme],
-            rewind_points=rep.rewind_points,
-            fresh=lambda: self._fresh_state(mix_seed(rep.seed, 100 + seg.round)))
-        for name, mask in masks.items():
-            start[name] = start[name] * mask
-        return start, masks
-
-    def _next_masks(self, seg: Segment, rep: ReplicateState) -> pruning.Masks:
-        cfg = self.cfg.prune
-        rng = torch.Generator().manual_seed(mix_seed(rep.seed, 200 + seg.round))
-        if cfg.mask_from == "rewind" and seg.scheme != "rewind":
-            shared = rep.masks_this_round["rewind"]
-            if schemes.uses_random_mask(seg.scheme):
-                return pruning.random_masks_like(shared, rng)
-            return {k: v.clone() for k, v in shared.items()}
-        previous = rep.masks[seg.scheme]
-        if schemes.uses_random_mask(seg.scheme):
-            scores = pruning.random_scores(previous, rng)
-        else:
-            scores = pruning.magnitude_scores(rep.trained[seg.scheme], self.layers)
-        rates = pruning.PruneRates(rate=cfg.rate, first_rate=self.cfg.first_rate,
-                                   output_rate=cfg.output_rate,
-                                   first_rate_explicit=cfg.first_rate >= 0)
-        return pruning.prune(scores, previous, self.layers, rates, cfg.scope)
-
     def _run_segment(self, seg: Segment, rep: ReplicateState, data: TensorData,
-                     resume: dict[str, Any] | None) -> None:
+                     resume: SegmentCheckpoint | None) -> None:
         if resume is not None:
-            start = resume["weights"]
-            masks = {k: v.float() for k, v in resume["masks"].items()}
+            start = resume.weights
+            masks = {k: v.float() for k, v in resume.masks.items()}
         else:
-            start, masks = self._segment_start(seg, rep)
+            start, masks = segment_start(self.cfg, seg, rep, self.layers, self._fresh_state)
         rep.masks_this_round[seg.scheme] = masks
         remaining = pruning.remaining(masks)
         device_masks = {k: v.to(self.device) for k, v in masks.items()}
@@ -325,13 +262,13 @@ class Experiment:
                                  self.total, self.control)
         loop = LoopState()
         if resume is not None:
-            loop = trainer.load_state_dict(resume["trainer"])
-            self.sparsity_record = resume.get("sparsity")
+            loop = trainer.load_state_dict(resume.trainer)
+            self.sparsity_record = resume.sparsity
         else:
             self._record_sparsity(seg, masks)
         self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
                                  pruning.layer_remaining(masks), loop.iteration, self.total))
-        rows: list[dict[str, Any]] = list(resume["rows"]) if resume else []
+        rows: list[dict[str, Any]] = list(resume.rows or []) if resume else []
         hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
         trainer.run(loop, hooks)
         self._save_final(seg, trainer, masks, rows)
@@ -353,13 +290,7 @@ class Experiment:
 
         def on_checkpoint(loop: LoopState) -> None:
             path = self.run.resume_checkpoint()
-            store.save_checkpoint({
-                "segment": list(seg.key), "weights": self._cpu_state(),
-                "masks": {k: v.bool() for k, v in masks.items()},
-                "trainer": trainer.state_dict(loop), "rows": rows,
-                "sparsity": self.sparsity_record, "config": self.config_text,
-                "store": self._store_offsets(),
-            }, path)
+            save_segment(self._checkpoint(seg, masks, trainer.state_dict(loop), rows), path)
             self.emit(Checkpointed(str(path), loop.iteration))
 
         def on_progress(iteration: int, train_loss: float) -> None:
@@ -367,13 +298,13 @@ class Experiment:
                                     iteration // self.per_epoch, train_loss))
 
         on_iteration = None
-        rewind_points = set(self._rewind_iterations()) if seg.round == 0 else set()
+        rewind_points = set(self.rewind_ks) if seg.round == 0 else set()
         if rewind_points:
             def on_iteration(iteration: int) -> None:  # called every step: a set lookup only
                 if iteration in rewind_points:
                     rep.rewind_points[iteration] = self._cpu_state()
                     store.save_checkpoint({"weights": rep.rewind_points[iteration]},
-                                          self._rewind_path(seg.replicate, iteration))
+                                          self.run.rewind_checkpoint(seg.replicate, iteration))
 
         return SegmentHooks(on_eval, on_checkpoint, on_progress, on_iteration)
 
@@ -388,49 +319,23 @@ class Experiment:
         self.sparsity_log.append(record)
         self.sparsity_record = record
 
+    def _checkpoint(self, seg: Segment, masks: pruning.Masks, trainer: dict[str, Any],
+                    rows: list[dict[str, Any]]) -> SegmentCheckpoint:
+        """The segment's state; rows, sparsity record and config text rebuild damaged run
+        files on resume (integrity.plan_resume)."""
+        return SegmentCheckpoint(
+            segment=seg.key, weights=self._cpu_state(),
+            masks={k: v.bool() for k, v in masks.items()}, trainer=trainer,
+            store=self._store_offsets(), rows=rows, sparsity=self.sparsity_record,
+            config=self.config_text)
+
     def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
                     rows: list[dict[str, Any]]) -> None:
         result = segment_result(rows)
-        store.save_checkpoint({
-            "segment": list(seg.key), "weights": self._cpu_state(),
-            "masks": {k: v.bool() for k, v in masks.items()},
-            "trainer": trainer.state_dict(LoopState(self.total)),
-            "result": {"remaining": result.remaining,
-                       "early_stop_iteration": result.early_stop_iteration,
-                       "test_acc": result.test_acc, "best_val_acc": result.best_val_acc},
-            # What rebuilds damaged metric files and config.toml (integrity.plan_resume).
-            "rows": rows, "sparsity": self.sparsity_record, "config": self.config_text,
-            "store": self._store_offsets(),
-        }, self._final_path(seg))
+        checkpoint = self._checkpoint(seg, masks, trainer.state_dict(LoopState(self.total)), rows)
+        checkpoint.outcome = SegmentOutcome(result.remaining, result.early_stop_iteration,
+                                            result.test_acc, result.best_val_acc)
+        save_segment(checkpoint, self._final_path(seg))
         self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,
                                   result.early_stop_iteration, result.test_acc,
                                   result.best_val_acc))
-
-
-@dataclass
-class ReplicateState:
-    """In-memory trajectory of one replicate: theta0, rewind points, each scheme's last state."""
-
-    index: int
-    seed: int
-    theta0: State
-    schemes: tuple[str, ...]
-    rewind_points: dict[int, State] = field(default_factory=dict)
-    trained: dict[str, State] = field(default_factory=dict)
-    masks: dict[str, pruning.Masks] = field(default_factory=dict)
-    masks_this_round: dict[str, pruning.Masks] = field(default_factory=dict)
-
-    def record(self, scheme: str, weights: State, masks: pruning.Masks) -> None:
-        """Remember a finished segment; the dense round starts every scheme's trajectory."""
-        self.masks_this_round[scheme] = masks
-        for name in self.schemes if scheme == DENSE else (scheme,):
-            self.trained[name] = weights
-            self.masks[name] = masks
-
-
-def run_experiment(run: store.RunDir, on_event: EventSink = ignore,
-                   control: RunControl | None = None) -> str:
-    return Experiment(run, on_event, control).execute()
-
-
-__all__ = ["Experiment", "RunControl", "new_run", "plan", "run_experiment"]

@@ -81,10 +81,6 @@ def list_presets(kind: str | None = None) -> list[Preset]:
     return [p for p in found if kind is None or p.kind == kind]
 
 
-def preset_names(kind: str | None = None) -> list[str]:
-    return [p.name for p in list_presets(kind)]
-
-
 def _preset_name(text: str) -> str:
     """``quick``, ``quick.toml`` and ``presets/quick.toml`` all name the preset ``quick``."""
     path = Path(text)

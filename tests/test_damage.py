@@ -23,7 +23,8 @@ from prunetui import config, store
 from prunetui.cli import main
 from prunetui.control import RunControl
 from prunetui.events import Checkpointed, SegmentStarted
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
+from prunetui.store import new_run
 from tests.conftest import REPO, tiny_overrides
 
 LAST = "rewind:10"  # the last segment: round 1 of a late-rewind scheme (needs rewind-10.pt)
@@ -209,4 +210,53 @@ def test_kill_9_then_truncated_resume_pt_resumes_to_identical_metrics(mnist_root
     assert done.returncode == 0, done.stderr
     assert "resume.pt is damaged" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+    assert comparable(run) == comparable(reference)
+
+
+def test_check_and_resume_name_the_same_restart_for_a_needed_rewind_point(interrupted,
+                                                                         reference, tmp_path,
+                                                                         capsys):
+    """rewind-10.pt is still needed by the segment in progress: check and resume must both
+    restart at the dense round (check once described the later segment)."""
+    from prunetui.integrity import check_run
+
+    run = copy_of(interrupted, tmp_path)
+    flip(run.replicate_dir(0) / "rewind-10.pt")
+    report = check_run(run)
+    assert report.restart == "round 0 dense, from its start"
+    keep = next(f for f in report.files if f.path.endswith("round-01-keep.pt"))
+    assert keep.ok and "retrained" in keep.cost  # intact, but the restart is before it
+    resume_pt = next(f for f in report.files if f.path.endswith("resume.pt"))
+    assert resume_pt.ok  # it belongs to a segment the restart retrains anyway
+    assert main(["check", str(run.path)]) == 1
+    assert f"restarts at {report.restart}" in capsys.readouterr().out
+    code, output = resume(run, capsys)
+    assert code == 0, output
+    assert f"resume restarts at {report.restart}" in output
+    assert comparable(run) == comparable(reference)
+
+
+@pytest.mark.parametrize("damage", ["none", "metrics.jsonl"])
+def test_resume_reads_each_checkpoint_once(damage, interrupted, reference, tmp_path,
+                                           monkeypatch):
+    """Every checkpoint file is read at most once by a resume (digest, content and the rows a
+    rebuild needs all come from that one read)."""
+    run = copy_of(interrupted, tmp_path)
+    if damage != "none":
+        flip(run.path / damage)
+    reads: dict[Path, int] = {}
+    real = Path.read_bytes
+
+    def counting(path: Path) -> bytes:
+        if path.suffix == ".pt":
+            reads[path] = reads.get(path, 0) + 1
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    assert Experiment(run).execute() == store.FINISHED
+    monkeypatch.undo()
+    finals = {p for p in run.path.rglob("round-*.pt")}
+    assert set(reads) >= finals - {run.segment_checkpoint(0, 1, LAST)}  # all but the one trained
+    assert max(reads.values()) == 1, {str(p.relative_to(run.path)): n for p, n in reads.items()
+                                      if n > 1}
     assert comparable(run) == comparable(reference)

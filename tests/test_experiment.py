@@ -16,9 +16,12 @@ import torch
 from prunetui import config, store
 from prunetui.control import RunControl
 from prunetui.events import Evaluated, SegmentFinished
-from prunetui.experiment import Experiment, ReplicateState, Segment, new_run, plan
+from prunetui.experiment import Experiment
 from prunetui.nets import prunable_layers
 from prunetui.nets.lenet import LeNet300100
+from prunetui.segments import Segment, plan
+from prunetui.store import new_run
+from prunetui.trajectory import ReplicateState, segment_start
 from tests.conftest import REPO, tiny_overrides
 
 
@@ -183,7 +186,8 @@ def test_scheme_start_weights_inside_the_loop(mnist_root, tmp_path):
     rep = ReplicateState(0, 7, theta0, schemes=cfg.prune.schemes, rewind_points={20: at_k})
     rep.record("dense", trained, {layer.name: torch.ones_like(trained[layer.name])
                                   for layer in exp.layers})
-    starts = {s: exp._segment_start(Segment(0, 1, s), rep) for s in cfg.prune.schemes}
+    starts = {s: segment_start(cfg, Segment(0, 1, s), rep, exp.layers, exp._fresh_state)
+              for s in cfg.prune.schemes}
     for scheme, source in (("keep", trained), ("rewind", theta0), ("rewind:20", at_k)):
         weights, masks = starts[scheme]
         for name, mask in masks.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +16,12 @@ import torch
 
 from prunetui import config, export, store
 from prunetui.data import load_data
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
 from prunetui.export import ExportError, index_dtype
 from prunetui.nets.lenet import LeNet300100
 from prunetui.nets.lightcnn import LightCNN9
 from prunetui.shrink import ShrinkError, shrink
+from prunetui.store import new_run
 from tests.conftest import REPO, tiny_overrides
 from tests.test_faces_data import make_faces
 
@@ -118,6 +121,37 @@ def test_sparse_file_is_smaller_than_dense(lenet_run):
     dense = len(export.build_export(src, "dense").data)
     # 64% left: bitmask (1 bit per weight) + 4 bytes per survivor is ~0.67 of 4 bytes per weight.
     assert sparse < 0.72 * dense
+
+
+
+def test_an_export_of_the_same_round_is_byte_identical(lenet_run, tmp_path):
+    """Files do not depend on when or how the segment was read: metric rows passed in give the
+    same source as rows read by load_source itself."""
+    metrics = lenet_run.metrics()
+    choice = export.choose(lenet_run, 2, "keep")
+    assert export.choose(lenet_run, 2, "keep", metrics=metrics) == choice
+    read_here = export.load_source(lenet_run, choice)
+    passed = export.load_source(lenet_run, choice, cfg=lenet_run.config(), metrics=metrics)
+    assert (passed.remaining, passed.test_acc, passed.early_stop_test_acc) == \
+        (read_here.remaining, read_here.test_acc, read_here.early_stop_test_acc)
+    for fmt in export.FORMATS:
+        first = export.export(read_here, fmt, tmp_path / f"a-{fmt}.pt").data
+        assert (tmp_path / f"a-{fmt}.pt").read_bytes() == first
+        assert export.build_export(passed, fmt).data == first
+        assert export.build_export(passed, fmt, model=passed.build()).data == first
+
+
+def test_a_checkpoint_without_a_result_is_refused(lenet_run, tmp_path):
+    copy = store.RunDir(shutil.copytree(lenet_run.path, tmp_path / "copy"))
+    path = copy.segment_checkpoint(0, 1, "keep")
+    state = store.load_checkpoint(path)
+    del state["result"]  # as in resume.pt: the segment never finished
+    store.save_checkpoint(state, path)
+    with pytest.raises(ExportError, match="holds no result"):
+        export.load_source(copy, export.Choice(0, 1, "keep", ""))
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ExportError, match=re.escape(f"Cannot export from {path}")):
+        export.load_source(copy, export.Choice(0, 1, "keep", ""))
 
 
 # --- encodings ----------------------------------------------------------------------------------
@@ -265,14 +299,18 @@ class Boom:
 def test_foreign_files_are_refused_without_running_code(lenet_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     checkpoint = lenet_run.segment_checkpoint(0, 1, "rewind")
-    with pytest.raises(ExportError, match="not a prunetui export file"):
+    with pytest.raises(ExportError, match=r"not a prunetui export \(.*run checkpoint\); make "
+                       "one with: prunetui export RUN OUT.pt"):
         export.load_pruned(checkpoint)
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(Boom()))
     torch.save({"x": Boom()}, tmp_path / "evil2.pt")
     (tmp_path / "text.pt").write_text("hello")
     for name in ("evil.pt", "evil2.pt", "text.pt"):
-        with pytest.raises(ExportError, match="cannot be loaded"):
+        with pytest.raises(ExportError, match="cannot be loaded: it is not a prunetui export") \
+                as caught:
             export.load_pruned(tmp_path / name)
+        assert "weights_only" not in str(caught.value) and "trust" not in str(caught.value)
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert not (tmp_path / "PWNED").exists()
     with pytest.raises(ExportError, match="does not exist"):
         export.load_pruned(tmp_path / "missing.pt")

@@ -74,7 +74,7 @@ def test_wheel_ships_presets_styles_and_the_command(wheel):
         metadata = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     shipped = {Path(n).stem for n in names if n.startswith("prunetui/presets/")
                and n.endswith(".toml")}
-    assert shipped == set(presets.preset_names())
+    assert shipped == set([p.name for p in presets.list_presets()])
     assert "prunetui/app/app.tcss" in names
     assert "prunetui = prunetui.cli:main" in entry_points
     requires = {line.split(": ", 1)[1] for line in metadata.splitlines()

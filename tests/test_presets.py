@@ -53,7 +53,7 @@ def test_unknown_name_is_a_config_error_listing_the_presets(name, tmp_path, monk
     with pytest.raises(config.ConfigError) as info:
         presets.resolve(name)
     message = str(info.value)
-    assert all(n in message for n in presets.preset_names())
+    assert all(n in message for n in [p.name for p in presets.list_presets()])
     assert "prunetui presets" in message
 
 

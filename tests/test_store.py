@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from prunetui import config, fileio, store
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
+from prunetui.store import new_run
 from tests.conftest import tiny_overrides
 
 
@@ -150,6 +151,67 @@ def test_tail_numbers_damaged_lines_across_reads(tmp_path):
     assert [r["iteration"] for r in records] == [1]
     assert [str(p) for p in problems] == ["metrics.jsonl line 4: 'val_acc' is not a number"]
     assert [p.line for p in tail.problems] == [2, 4]
+
+
+def test_tail_reads_a_long_file_a_chunk_at_a_time_as_it_would_in_one_go(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for i in range(40):
+        store.append_jsonl(path, _metric_row(i) if i % 13 else {**_metric_row(i), "round": "x"})
+    with path.open("ab") as fh:
+        fh.write(b'{"replicate"')  # torn last line: not read, not damage
+    whole = store.JsonlTail(path, store.METRICS_KEYS)
+    records, problems = whole.read_new_checked()
+    chunked = store.JsonlTail(path, store.METRICS_KEYS)
+    pieces, bad, reads, more = [], [], 0, True
+    while more:
+        new, new_bad, more = chunked.read_chunk(300)  # cuts lines: each is read to its end
+        pieces += new
+        bad += new_bad
+        reads += 1
+    assert reads > 5 and pieces == records and bad == problems == whole.problems
+    assert [p.line for p in problems] == [1, 14, 27, 40]
+    assert chunked.offset == whole.offset and chunked.lines == whole.lines == 40
+    assert chunked.read_chunk(300) == ([], [], False) and chunked.pending_bytes() == 12
+
+
+def test_tail_skips_and_numbers_the_rows_its_check_refuses(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for i in range(5):
+        store.append_jsonl(path, _metric_row(i))
+    with path.open("ab") as fh:
+        fh.write(b"not json\n")
+    store.append_jsonl(path, _metric_row(6))
+
+    def odd(row: dict) -> str | None:
+        return "odd iteration" if row["iteration"] % 2 else None
+
+    tail = store.JsonlTail(path, store.METRICS_KEYS, check=odd)
+    records, problems = tail.read_new_checked()
+    assert [r["iteration"] for r in records] == [0, 2, 4, 6]
+    assert [str(p) for p in problems] == ["metrics.jsonl line 2: odd iteration",
+                                          "metrics.jsonl line 4: odd iteration",
+                                          "metrics.jsonl line 6: not valid JSON"]
+
+
+def test_tail_notices_a_cut_back_file_and_restarts(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = store.JsonlTail(path, store.METRICS_KEYS)
+    assert not tail.cut_back() and tail.pending_bytes() == 0  # no file yet
+    offset = store.append_jsonl(path, _metric_row(0))
+    store.append_jsonl(path, _metric_row(1))
+    assert tail.pending_bytes() == path.stat().st_size
+    assert len(tail.read_chunk(None)[0]) == 2 and not tail.cut_back()
+    store.truncate(path, offset)
+    assert tail.cut_back() and tail.pending_bytes() == offset
+    tail.restart()
+    assert (tail.offset, tail.lines, tail.problems) == (0, 0, [])
+    path.unlink()
+    tail.read_new()
+    path.mkdir()  # a folder in its place: read_chunk raises, read_new_checked says it once
+    with pytest.raises(OSError):
+        tail.read_chunk(100)
+    assert [p.reason.split(" (")[0] for p in tail.read_new_checked()[1]] == ["cannot be read"]
+    assert tail.read_new_checked() == ([], [])
 
 
 def test_a_finished_run_with_a_cut_off_last_line_reports_it(tmp_path):

@@ -9,7 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from prunetui import config, extras, results, store
 from prunetui.cli import main
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
+from prunetui.store import new_run
 from tests.conftest import tiny_overrides
 
 SCHEMES = ("keep", "reinit", "rewind")

@@ -15,7 +15,8 @@ from prunetui import config, store, threads
 from prunetui.cli.render import PlainRunView
 from prunetui.control import RunControl
 from prunetui.events import Evaluated, RunStarted
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
+from prunetui.store import new_run
 from tests.conftest import tiny_overrides
 
 STAT = """cpu  300 0 100 500 0 0 0 0 0 0
@@ -129,7 +130,7 @@ def restore_torch_threads():
 
 
 def tiny(root: Path, **extra) -> config.Config:
-    extra = {"prune.rounds": 1, "prune.schemes": ["rewind"], **extra}
+    extra = {"prune.rounds": 1, "prune.schemes": ["rewind"], "train.threads": 0, **extra}
     return config.apply_overrides(config.Config(), tiny_overrides(root, **extra))
 
 

@@ -145,8 +145,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a bad archive; all mean damage
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DamagedFile(path, f"cannot be read: {reason}") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in str(err) or "weights_only" in reason:
+            # Never pass on torch's advice to load it with weights_only=False: untrusted code.
+            reason = "it holds Python objects other than tensors and plain data"
+        elif isinstance(err, KeyError):  # the unpickler's view of bytes that are no pickle
+            reason = "not a PyTorch file"
+        raise DamagedFile(path, f"cannot be read: {reason}") from None
     if not isinstance(state, dict):
         raise DamagedFile(path, "not a checkpoint")
     return state
@@ -154,11 +159,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_segment(path: Path) -> SegmentCheckpoint:
     return SegmentCheckpoint.from_state(load_checkpoint(path), path)
-
-
-def load_tensors(path: Path, key: str) -> State:
-    """``init.pt``'s θ0 (``THETA0_KEY``) or ``rewind-K.pt``'s weights (``WEIGHTS_KEY``)."""
-    state = load_checkpoint(path)
-    if not isinstance(state.get(key), dict):
-        raise DamagedFile(path, f"holds no {key!r}")
-    return state[key]

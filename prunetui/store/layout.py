@@ -63,7 +63,10 @@ class RunDir:
     checkpoints = property(lambda self: self.path / CHECKPOINT_DIR)
 
     def exists(self) -> bool:
-        return self.config_path.is_file()
+        try:
+            return self.config_path.is_file()
+        except OSError:  # a folder that cannot be searched (EACCES) is no usable run
+            return False
 
     def relative(self, path: Path) -> str:
         """``path`` as shown to users: relative to the run directory where it is inside it."""

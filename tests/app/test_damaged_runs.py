@@ -313,19 +313,19 @@ async def test_resume_in_the_app_repairs_a_lost_config_and_a_truncated_checkpoin
     assert lost_config.exists()  # config.toml is back
 
 
-def test_runs_summary_reads_on_from_where_it_stopped_and_matches_a_full_read(tmp_path):
-    from prunetui.app.rundata import run_summary
+def test_runs_row_reads_on_from_where_it_stopped_and_matches_a_full_read(tmp_path):
+    from prunetui.app.runlist import runs_row
 
     run = write_run(tmp_path, "growing", rounds=1, state=store.RUNNING, pid=os.getpid())
     folded: dict[str, RunData] = {}
-    first = run_summary(run, folded)
+    first = runs_row(run, folded)
     with run.metrics_path.open("a") as fh:  # a better keep row, then a damaged line
         fh.write(json.dumps(dict(metric_row((0, 1, "keep"), 6), val_loss=0.01,
                                  test_acc=0.99)) + "\n")
         fh.write("{oops\n")
-    offset = folded[str(run.path)]._metrics.offset
-    second = run_summary(run, folded)
-    assert folded[str(run.path)]._metrics.offset > offset > 0  # read on, not again
+    offset = folded[str(run.path)].metrics_tail.offset
+    second = runs_row(run, folded)
+    assert folded[str(run.path)].metrics_tail.offset > offset > 0  # read on, not again
     full, problems = results.run_summary_checked(run)
     def without_warning(summary: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in summary.items() if k != "warning"}

@@ -10,7 +10,8 @@ from tests.app.conftest import SIZE, tiny_config, wait_for
 
 
 def finished_run(models, root) -> store.RunDir:
-    from prunetui.experiment import Experiment, new_run
+    from prunetui.experiment import Experiment
+    from prunetui.store import new_run
 
     run = new_run(tiny_config(root), models, "done")
     assert Experiment(run).execute() == store.FINISHED

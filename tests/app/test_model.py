@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from prunetui import config, presets, results, store
+from prunetui import config, presets, results, segments, store
 from prunetui.app import formspec
 from prunetui.app.rundata import RunData
 from prunetui.app.widgets.charts import decimate
@@ -73,6 +73,38 @@ def test_rundata_tails_the_store_and_matches_results_on_the_whole_file(tmp_path)
     assert data.per_epoch == 10 and data.current == (0, 1, "rewind")
     store.truncate(run.metrics_path, len(json.dumps(rows[0])) + 1)  # a resume cut it back
     assert data.poll() and data.evaluations == 1 and data.round_results()[0].round == 0
+
+
+def test_rundata_sizes_its_progress_from_the_run_plan_and_checkpoints(tmp_path):
+    cfg = config.apply_overrides(config.Config(), [
+        ("train.replicates", 2), ("prune.rounds", 3), ("train.iterations", 70)])
+    data = RunData(store.create_run(tmp_path, "iterations", config.dumps(cfg)))
+    assert data.total_segments == len(segments.plan(cfg)) == 2 * (1 + 3 * 3)
+    assert data.iterations_per_segment == 70
+    by_epochs = config.apply_overrides(cfg, [("train.epochs", 2)])
+    run = store.create_run(tmp_path, "epochs", config.dumps(by_epochs))
+    data = RunData(run)
+    assert data.iterations_per_segment is None  # an epoch's length is known from a row
+    write_rows(run.metrics_path, [row(0, "dense", 10, 0.5, 0.5)])  # epoch 1 at iteration 10
+    for scheme in ("dense", "keep"):
+        path = run.segment_checkpoint(0, 0 if scheme == "dense" else 1, scheme)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    run.resume_checkpoint().write_bytes(b"")  # not a finished segment
+    data.poll()
+    assert data.iterations_per_segment == 20 and data.segments_done == 2
+
+
+def test_rundata_names_rows_the_charts_cannot_draw_and_skips_them(tmp_path):
+    run = store.create_run(tmp_path, "r", config.dumps(config.Config()))
+    rows = [row(0, "dense", 10 * i, 0.5, 0.5) for i in range(1, 6)]
+    rows[1]["test_acc"], rows[3]["val_loss"] = float("nan"), 1e300
+    write_rows(run.metrics_path, rows)
+    data = RunData(run)
+    data.poll()
+    assert data.evaluations == 3
+    assert [str(p) for p in data.drain_problems()] == [
+        f"metrics.jsonl line {n}: a number is NaN, infinite or out of range" for n in (2, 4)]
 
 
 def test_decimate_keeps_ends_and_bounds_the_count():

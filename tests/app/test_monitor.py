@@ -43,7 +43,7 @@ async def test_pause_and_quit_while_training_asks_then_checkpoints(models, mnist
 
 async def test_follows_a_run_trained_by_another_process_and_stops_it(models, mnist_root):
     cfg = tiny_config(mnist_root, **{"train.iterations": 5000})
-    from prunetui.experiment import new_run
+    from prunetui.store import new_run
 
     run = new_run(cfg, models, "elsewhere")
     child = subprocess.Popen([sys.executable, "-m", "prunetui", "run", "--resume", str(run.path),

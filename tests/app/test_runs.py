@@ -18,7 +18,8 @@ from tests.app.conftest import SIZE, tiny_config, wait_for
 def interrupted_run(models, root, name: str) -> store.RunDir:
     """A tiny run stopped at its first checkpoint (end of epoch 1 of the dense round)."""
     from prunetui.control import RunControl
-    from prunetui.experiment import Experiment, new_run
+    from prunetui.experiment import Experiment
+    from prunetui.store import new_run
 
     run = new_run(tiny_config(root), models, name)
     control = RunControl()

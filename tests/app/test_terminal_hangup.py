@@ -13,7 +13,8 @@ import uuid
 import pytest
 
 from prunetui import config, store
-from prunetui.experiment import Experiment, new_run
+from prunetui.experiment import Experiment
+from prunetui.store import new_run
 from tests.conftest import REPO, tiny_overrides
 
 pytestmark = pytest.mark.skipif(

@@ -1,0 +1,79 @@
+"""One replicate's trajectory through the rounds, and where each segment starts from.
+
+:class:`ReplicateState` keeps θ0, the rewind points and each scheme's newest weights and masks.
+:func:`segment_start` composes the pure pieces for the next segment: pruning (pruning.py)
+decides its masks, the scheme's reset (schemes.py) its start weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from prunetui import pruning, schemes
+from prunetui.config import Config
+from prunetui.segments import Segment, round_owners
+from prunetui.training import mix_seed
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class ReplicateState:
+    """In-memory trajectory of one replicate: theta0, rewind points, each scheme's last state."""
+
+    index: int
+    seed: int
+    theta0: State
+    schemes: tuple[str, ...]
+    rewind_points: dict[int, State] = field(default_factory=dict)
+    trained: dict[str, State] = field(default_factory=dict)
+    masks: dict[str, pruning.Masks] = field(default_factory=dict)
+    masks_this_round: dict[str, pruning.Masks] = field(default_factory=dict)
+
+    def record(self, scheme: str, weights: State, masks: pruning.Masks) -> None:
+        """Remember a finished segment; the dense round starts every scheme's trajectory."""
+        self.masks_this_round[scheme] = masks
+        for name in round_owners(scheme, self.schemes):
+            self.trained[name] = weights
+            self.masks[name] = masks
+
+
+def segment_start(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[str],
+                  fresh: Callable[[int], State]) -> tuple[State, pruning.Masks]:
+    """Masks and start weights of a segment: pruning, then the scheme's reset.
+
+    ``fresh(seed)`` builds newly initialised weights (``reinit``)."""
+    if seg.round == 0:
+        masks = pruning.dense_masks(rep.theta0, layers)
+        return {k: v.clone() for k, v in rep.theta0.items()}, masks
+    masks = next_masks(cfg, seg, rep, layers)
+    start = schemes.start_weights(
+        seg.scheme, theta0=rep.theta0, trained=rep.trained[seg.scheme],
+        rewind_points=rep.rewind_points,
+        fresh=lambda: fresh(mix_seed(rep.seed, 100 + seg.round)))
+    for name, mask in masks.items():
+        start[name] = start[name] * mask
+    return start, masks
+
+
+def next_masks(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[str]
+               ) -> pruning.Masks:
+    prune = cfg.prune
+    rng = torch.Generator().manual_seed(mix_seed(rep.seed, 200 + seg.round))
+    if prune.mask_from == "rewind" and seg.scheme != "rewind":
+        shared = rep.masks_this_round["rewind"]
+        if schemes.uses_random_mask(seg.scheme):
+            return pruning.random_masks_like(shared, rng)
+        return {k: v.clone() for k, v in shared.items()}
+    previous = rep.masks[seg.scheme]
+    if schemes.uses_random_mask(seg.scheme):
+        scores = pruning.random_scores(previous, rng)
+    else:
+        scores = pruning.magnitude_scores(rep.trained[seg.scheme], layers)
+    rates = pruning.PruneRates(rate=prune.rate, first_rate=cfg.first_rate,
+                               output_rate=prune.output_rate,
+                               first_rate_explicit=prune.first_rate >= 0)
+    return pruning.prune(scores, previous, layers, rates, prune.scope)
