@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prunetui import extras, results, store
-from prunetui.results import DENSE
+from prunetui.segments import DENSE, round_owners
 
 FORMATS = (".png", ".svg", ".pdf")
 FEATURE = "Figures (report --figure)"
@@ -53,8 +53,10 @@ class FigureError(ValueError):
 
 
 @dataclass(frozen=True)
-class Source:
-    """One line group on the figure: a run, or one setting of a sweep (its seeds' runs)."""
+class FigureRun:
+    """One line group on the figure: a run, or one setting of a sweep (its seeds' runs).
+
+    Not :class:`prunetui.export.Source` (one round of a run to export)."""
 
     label: str
     metrics: tuple[tuple[dict[str, Any], ...], ...]  # one metrics list per run in the group
@@ -92,30 +94,43 @@ def _run_schemes(run: store.RunDir, metrics: Sequence[dict[str, Any]]) -> tuple[
         return tuple(dict.fromkeys(r["scheme"] for r in metrics if r["scheme"] != DENSE))
 
 
-def sources_from_paths(paths: Sequence[str | Path]) -> list[Source]:
-    """Runs as themselves; a sweep folder as one source per setting (its seeds pooled)."""
-    from prunetui.sweep import SweepDir, is_sweep
+def _setting_runs(runs: Sequence[store.RunDir], label: str) -> FigureRun:
+    """One sweep setting: its runs that exist (not yet created ones are skipped), each paired
+    with its own metrics so its config's schemes come from the right run."""
+    present = [r for r in runs if r.exists()]
+    metrics = [tuple(r.metrics()) for r in present]
+    schemes = tuple(dict.fromkeys(
+        s for r, m in zip(present, metrics, strict=True) for s in _run_schemes(r, m)))
+    return FigureRun(label, tuple(metrics), schemes)
 
-    found: list[Source] = []
+
+def _sweep_runs(path: str | Path) -> list[FigureRun]:
+    """A sweep folder as one figure run per setting, its seeds pooled."""
+    from prunetui.sweep import SweepDir
+
+    sweep = SweepDir(path)
+    groups: dict[str, list[store.RunDir]] = defaultdict(list)
+    for entry in sweep.entries():
+        groups[entry.get("setting", "all")].append(store.RunDir(sweep.path / entry["name"]))
+    return [_setting_runs(runs, setting) for setting, runs in groups.items()]
+
+
+def _single_run(path: str | Path) -> FigureRun:
+    run = store.RunDir(path)
+    if not run.exists():
+        raise FigureError(f"{path} is not a run directory (no config.toml) nor a sweep "
+                          "folder.")
+    metrics = tuple(run.metrics())
+    return FigureRun(run.name, (metrics,), _run_schemes(run, metrics))
+
+
+def sources_from_paths(paths: Sequence[str | Path]) -> list[FigureRun]:
+    """Runs as themselves; a sweep folder as one figure run per setting (its seeds pooled)."""
+    from prunetui.sweep import is_sweep
+
+    found: list[FigureRun] = []
     for path in paths:
-        if is_sweep(path):
-            sweep = SweepDir(path)
-            groups: dict[str, list[store.RunDir]] = defaultdict(list)
-            for entry in sweep.entries():
-                groups[entry.get("setting", "all")].append(store.RunDir(sweep.path /
-                                                                        entry["name"]))
-            for setting, runs in groups.items():
-                metrics = [tuple(r.metrics()) for r in runs if r.exists()]
-                schemes = tuple(dict.fromkeys(
-                    s for r, m in zip(runs, metrics, strict=False) for s in _run_schemes(r, m)))
-                found.append(Source(setting, tuple(metrics), schemes))
-            continue
-        run = store.RunDir(path)
-        if not run.exists():
-            raise FigureError(f"{path} is not a run directory (no config.toml) nor a sweep "
-                              "folder.")
-        metrics = tuple(run.metrics())
-        found.append(Source(run.name, (metrics,), _run_schemes(run, metrics)))
+        found.extend(_sweep_runs(path) if is_sweep(path) else [_single_run(path)])
     if not any(m for s in found for m in s.metrics):
         raise FigureError("nothing to draw yet: no evaluations in "
                           + ", ".join(str(p) for p in paths) + ".")
@@ -127,14 +142,13 @@ def _point(x: float, values: list[float]) -> Point:
     return Point(x, 100 * statistics.fmean(values), 100 * std, len(values))
 
 
-def lottery_points(source: Source) -> dict[str, list[Point]]:
+def lottery_points(source: FigureRun) -> dict[str, list[Point]]:
     """Per scheme, (weights remaining %, test accuracy % at early stop) per round; the dense
     round 0 starts every scheme's line. Samples: replicates of each run of the source."""
     groups: dict[tuple[str, int], list[results.SegmentResult]] = defaultdict(list)
     for metrics in source.metrics:
         for seg in results.segment_results(metrics):
-            owners = source.schemes if seg.scheme == DENSE and source.schemes else (seg.scheme,)
-            for scheme in owners:
+            for scheme in round_owners(seg.scheme, source.schemes):
                 groups[(scheme, seg.round)].append(seg)
     curves: dict[str, list[Point]] = defaultdict(list)
     for (scheme, _round), segs in sorted(groups.items(), key=lambda kv: kv[0][1]):
@@ -143,7 +157,7 @@ def lottery_points(source: Source) -> dict[str, list[Point]]:
     return _in_scheme_order(curves, source.schemes)
 
 
-def round_points(source: Source, round_: int) -> dict[str, list[Point]]:
+def round_points(source: FigureRun, round_: int) -> dict[str, list[Point]]:
     """Per scheme, (iteration, test accuracy %) during ``round_`` over the source's samples."""
     groups: dict[tuple[str, int], list[float]] = defaultdict(list)
     for metrics in source.metrics:
@@ -162,7 +176,7 @@ def _in_scheme_order(curves: dict[str, list[Point]], order: Sequence[str]
     return dict(sorted(curves.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
-def rounds_available(sources: Sequence[Source]) -> list[int]:
+def rounds_available(sources: Sequence[FigureRun]) -> list[int]:
     return sorted({row["round"] for s in sources for m in s.metrics for row in m})
 
 
@@ -180,7 +194,7 @@ class _Styler:
     """Colour, marker and line style per line: one run -> colour per scheme; several runs ->
     colour and line style per run, marker per scheme (so grayscale keeps both apart)."""
 
-    def __init__(self, sources: Sequence[Source]) -> None:
+    def __init__(self, sources: Sequence[FigureRun]) -> None:
         self.many = len(sources) > 1
         others = [s for src in sources for s in src.schemes if s not in SCHEME_COLORS]
         spare = [c for c in PALETTE if c not in SCHEME_COLORS.values()]
@@ -194,11 +208,11 @@ class _Styler:
                 "marker": scheme_marker(scheme),
                 "linestyle": LINE_STYLES[source_index % len(LINE_STYLES)] if self.many else "-"}
 
-    def label(self, source: Source, scheme: str) -> str:
+    def label(self, source: FigureRun, scheme: str) -> str:
         return f"{source.label} · {scheme}" if self.many else scheme
 
 
-def _draw_lines(ax: Any, sources: Sequence[Source], per_source: list[dict[str, list[Point]]],
+def _draw_lines(ax: Any, sources: Sequence[FigureRun], per_source: list[dict[str, list[Point]]],
                 styler: _Styler, markevery: int | None = None) -> None:
     for i, (source, curves) in enumerate(zip(sources, per_source, strict=True)):
         for scheme, points in curves.items():
@@ -213,7 +227,7 @@ def _draw_lines(ax: Any, sources: Sequence[Source], per_source: list[dict[str, l
                                 alpha=0.18, linewidth=0)
 
 
-def _lottery_axes(ax: Any, sources: Sequence[Source], styler: _Styler) -> bool:
+def _lottery_axes(ax: Any, sources: Sequence[FigureRun], styler: _Styler) -> bool:
     from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
 
     per_source = [lottery_points(s) for s in sources]
@@ -237,7 +251,7 @@ def _lottery_axes(ax: Any, sources: Sequence[Source], styler: _Styler) -> bool:
     return True
 
 
-def _round_axes(ax: Any, sources: Sequence[Source], styler: _Styler, round_: int) -> bool:
+def _round_axes(ax: Any, sources: Sequence[FigureRun], styler: _Styler, round_: int) -> bool:
     per_source = [round_points(s, round_) for s in sources]
     longest = max((len(pts) for curves in per_source for pts in curves.values()), default=0)
     if not longest:
@@ -259,7 +273,7 @@ def figure_style() -> Iterator[None]:
         yield
 
 
-def build_figure(sources: Sequence[Source], round_: int | None = None, title: str = "") -> Any:
+def build_figure(sources: Sequence[FigureRun], round_: int | None = None, title: str = "") -> Any:
     """A matplotlib Figure: the Lottery Ticket plot, and round ``round_``'s curves if given."""
     require()
     from matplotlib.figure import Figure

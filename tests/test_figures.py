@@ -15,16 +15,16 @@ SCHEMES = ("keep", "reinit", "rewind")
 
 
 def fake_run(out: Path, name: str, replicates: int = 1, rounds: int = 3, shift: float = 0.0,
-             seed: int = 0) -> store.RunDir:
+             seed: int = 0, schemes: tuple[str, ...] = SCHEMES) -> store.RunDir:
     """A finished run's files with made-up but varied accuracies (3 evaluations a segment)."""
     cfg = config.apply_overrides(config.Config(), [
         ("prune.rounds", rounds), ("train.replicates", replicates), ("train.seed", seed),
-        ("prune.schemes", list(SCHEMES))])
+        ("prune.schemes", list(schemes))])
     run = store.create_run(out, name, config.dumps(cfg))
     lines = []
     for rep in range(replicates):
         for round_ in range(rounds + 1):
-            for s, scheme in enumerate(("dense",) if round_ == 0 else SCHEMES):
+            for s, scheme in enumerate(("dense",) if round_ == 0 else schemes):
                 for k, it in enumerate((100, 200, 300)):
                     acc = 0.9 + 0.01 * round_ * (s - 1) + 0.004 * rep + 0.002 * k + shift
                     lines.append({
@@ -35,6 +35,13 @@ def fake_run(out: Path, name: str, replicates: int = 1, rounds: int = 3, shift: 
     run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     run.write_status(store.FINISHED)
     return run
+
+
+def write_sweep_record(sweep: Path, runs: list[tuple[str, str]]) -> None:
+    """sweep.toml listing each (run name, setting), as ``prunetui sweep`` writes it."""
+    (sweep / "sweep.toml").write_text(
+        f"name = '{sweep.name}'\n" + "".join(f"[[runs]]\nname = '{name}'\nsetting = "
+                                           f"'{setting}'\n" for name, setting in runs))
 
 
 def legend_labels(ax) -> list[str]:
@@ -97,12 +104,8 @@ def test_a_sweep_setting_pools_its_seeds_into_one_line_with_a_band(tmp_path):
     for seed in (0, 1):
         fake_run(sweep, f"mnist-seed{seed}", shift=0.003 * seed, seed=seed)
     fake_run(sweep, "fashion-seed0", shift=-0.1)
-    record = {"name": "sw", "runs": [
-        {"name": "mnist-seed0", "setting": "mnist"}, {"name": "mnist-seed1", "setting": "mnist"},
-        {"name": "fashion-seed0", "setting": "fashion"}]}
-    (sweep / "sweep.toml").write_text(
-        "name = 'sw'\n" + "".join(f"[[runs]]\nname = '{r['name']}'\nsetting = "
-                                  f"'{r['setting']}'\n" for r in record["runs"]))
+    write_sweep_record(sweep, [("mnist-seed0", "mnist"), ("mnist-seed1", "mnist"),
+                               ("fashion-seed0", "fashion")])
     sources = figures.sources_from_paths([sweep])
     assert [s.label for s in sources] == ["mnist", "fashion"]
     assert len(sources[0].metrics) == 2
@@ -110,6 +113,36 @@ def test_a_sweep_setting_pools_its_seeds_into_one_line_with_a_band(tmp_path):
     assert all(p.samples == 2 and p.std > 0 for p in points)
     ax = figures.build_figure(sources).axes[0]
     assert len(ax.collections) == len(SCHEMES)  # bands for mnist (2 seeds) only
+
+
+def test_a_sweep_run_not_created_yet_is_skipped_and_the_others_keep_their_own_schemes(
+        tmp_path):
+    # mnist-seed1 is listed but was never created; mnist-seed2 has only done its dense round,
+    # so its schemes come from its own config.toml (its metrics name none yet).
+    sweep = tmp_path / "sw"
+    first = fake_run(sweep, "mnist-seed0", schemes=("keep",))
+    last = fake_run(sweep, "mnist-seed2", seed=2, schemes=("rewind",))
+    dense_only = [r for r in last.metrics() if r["round"] == 0]
+    last.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in dense_only))
+    fashion = fake_run(sweep, "fashion-seed0", shift=-0.1)
+    write_sweep_record(sweep, [("mnist-seed0", "mnist"), ("mnist-seed1", "mnist"),
+                               ("mnist-seed2", "mnist"), ("fashion-seed0", "fashion")])
+    mnist, fash = figures.sources_from_paths([sweep])
+    assert mnist == figures.FigureRun(
+        "mnist", (tuple(first.metrics()), tuple(dense_only)), ("keep", "rewind"))
+    assert fash == figures.FigureRun("fashion", (tuple(fashion.metrics()),), SCHEMES)
+    assert list(figures.lottery_points(mnist)) == ["keep", "rewind"]
+
+
+def test_a_missing_run_among_compared_paths_is_a_clear_error(tmp_path, capsys):
+    a, c = fake_run(tmp_path, "a"), fake_run(tmp_path, "c")
+    gone = tmp_path / "b"
+    with pytest.raises(figures.FigureError, match="b is not a run directory"):
+        figures.sources_from_paths([a.path, gone, c.path])
+    assert main(["report", str(a.path), "--figure", str(tmp_path / "x.png"),
+                 "--compare", str(gone), "--compare", str(c.path)]) == 2
+    assert f"{gone} is not a run directory" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".svg", b"<?xml"),

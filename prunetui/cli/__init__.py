@@ -14,7 +14,18 @@ from prunetui.cli.version import VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunetui.cli import check, data, export, logs, prepare, presets, run, sweep
+    from prunetui.cli import (
+        check,
+        data,
+        export,
+        logs,
+        prepare,
+        presets,
+        report,
+        run,
+        runs,
+        sweep,
+    )
 
     parser = argparse.ArgumentParser(
         prog="prunetui",
@@ -30,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset root for the app (default: data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.register(sub)
+    runs.register(sub)
+    report.register(sub)
     prepare.register(sub)
     data.register(sub)
     presets.register(sub)

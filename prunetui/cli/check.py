@@ -1,4 +1,5 @@
-"""``prunetui check RUN``: verify every file of a run; exit 0 when all are intact, 1 otherwise."""
+"""``prunetui check RUN``: verify every file of a run; exit 0 when all are intact, 1 when any is
+damaged or missing, 2 when the path is not a run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from rich.markup import escape
 
 from prunetui import store
-from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _err_console, _error, console
+from prunetui.cli.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, console, err_console, error
 
 STYLE = {store.INTACT: "green", store.UNVERIFIED: "yellow", store.DAMAGED: "bold red",
          store.MISSING: "bold red"}
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="verify every file of a run and say what damage costs",
                            description="Verify the checksums of a run's checkpoints and files "
                            "and the lines of its metric files. Exit code 0 when everything is "
-                           "intact, 1 otherwise.")
+                           "intact, 1 when a file is damaged or missing, 2 when the path is "
+                           "not a run.")
     check.add_argument("run", help="run directory, e.g. models/<name>")
     check.set_defaults(func=cmd_check)
 
@@ -33,7 +35,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     run = store.RunDir(args.run)
     if not run.path.is_dir() or not looks_like_run(run):
-        return _error(_err_console(), f"{args.run} is not a run directory.", EXIT_USAGE)
+        return error(err_console(), f"{args.run} is not a run directory.", EXIT_USAGE)
     report = check_run(run)
     out = console()
     out.print(f"Checking {escape(str(run.path))}", highlight=False)
@@ -45,6 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in report.set_aside:
         out.print(f"  [dim]set aside  {escape(path)} (a damaged copy kept by an earlier resume)"
                   "[/]", highlight=False)
+    if report.restart:
+        out.print(f"A resume restarts at {escape(report.restart)}.", highlight=False)
     intact = sum(f.ok for f in report.files)
     unverified = sum(f.state == store.UNVERIFIED for f in report.files)
     note = f" ({unverified} without checksum, but readable)" if unverified else ""

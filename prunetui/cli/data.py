@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.markup import escape
 from rich.table import Table
 
-from prunetui.cli.run import EXIT_OK, EXIT_USAGE, console
+from prunetui.cli.common import EXIT_OK, EXIT_USAGE, console, err_console, error
 from prunetui.data import DataError
 
 
@@ -32,8 +31,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         copied = import_raw_files(args.dir, args.root, args.dataset)
     except (DataError, OSError) as e:
-        console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return EXIT_USAGE
+        return error(err_console(), str(e), EXIT_USAGE)
     console().print(f"Copied {len(copied)} files into {copied[0].parent}. "
                     f"Use data.dataset = \"{args.dataset}\", data.root = \"{args.root}\".")
     return EXIT_OK

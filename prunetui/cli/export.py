@@ -7,18 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from prunetui import store
-from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error
+from prunetui.cli.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, console, error
+from prunetui.sizecolumns import LATENCY_BACKENDS, SIZE_FORMATS, kib, micros
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
-
-SIZE_FORMATS = ("sparse", "dense", "shrunk")
-LATENCY_BACKENDS = (("dense", "dense"), ("sparse", "scipy-csr"), ("shrunk", "shrunk"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,27 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, soft_wrap=True, highlight=False)
-
-
-def kib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f}"
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    err = _console(stderr=True)
+    # No highlighting: sizes, paths and percentages print in the plain colour.
+    err = console(stderr=True, highlight=False)
     run = store.RunDir(args.run)
     if not run.exists():
-        return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+        return error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
     from prunetui.export import ExportError, build_export, choose, load_source
 
-    out = _console()
+    out = console(highlight=False)
     try:
-        choice = choose(run, args.round, args.scheme, args.replicate)
-        src = load_source(run, choice)
+        metrics = run.metrics()  # read once for the choice and the source
+        choice = choose(run, args.round, args.scheme, args.replicate, metrics=metrics)
+        src = load_source(run, choice, metrics=metrics)
     except ExportError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     what = (f"round {choice.round} ({choice.scheme}, {100 * src.remaining:.1f}% of weights "
             f"left, test accuracy {100 * src.early_stop_test_acc:.2f}% at early stop)")
     if args.round is not None and args.scheme is not None:
@@ -67,14 +58,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         out.print(f"Chose {what}: {choice.reason}. Pick another with --round and --scheme.")
     try:
-        exported = build_export(src, args.format)
+        model = src.build()  # one network for both exports
+        exported = build_export(src, args.format, model=model)
         dense_size = len(exported.data) if args.format == "dense" else \
-            len(build_export(src, "dense").data)
+            len(build_export(src, "dense", model=model).data)
         store.atomic_write(Path(args.out), lambda fh: fh.write(exported.data))
     except ExportError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     except store.StoreError as e:
-        return _error(err, str(e), EXIT_RUNTIME)
+        return error(err, str(e), EXIT_RUNTIME)
     if exported.message:
         out.print(exported.message)
     size = len(exported.data)
@@ -98,7 +90,7 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
     from prunetui.footprint import run_footprints
 
     run = store.RunDir(run_path)
-    out, err = _console(), _console(stderr=True)
+    out, err = console(highlight=False), console(stderr=True, highlight=False)
     try:
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("measuring size and latency", total=None)
@@ -108,7 +100,7 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
 
             scheme, rows = run_footprints(run, scheme, replicate, on_progress=on_progress)
     except ExportError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     for table in footprint_tables(rows, f"{run.name}: {scheme}"):
         out.print(table)
     out.print("compr. = all / nonzero parameters; speedup = dense / nonzero FLOPs (ShrinkBench); "
@@ -119,10 +111,6 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
         out.print(Text.from_ansi(size_plot(rows, width, 16)))
         out.print(Text.from_ansi(latency_plot(rows, width, 16)))
     return EXIT_OK
-
-
-def micros(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{1e6 * seconds:,.0f}"
 
 
 def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
@@ -160,20 +148,20 @@ def _line(rows: Sequence[Footprint], value) -> tuple[list[float], list[float]]:
 def size_plot(rows: Sequence[Footprint], width: int, height: int) -> str:
     from prunetui.cli.render import pruning_plot
 
-    def kib(fmt: str):
+    def size_of(fmt: str):
         return lambda r: r.sizes[fmt] / 1024 if r.sizes.get(fmt) is not None else None
 
-    lines = {fmt: _line(rows, kib(fmt)) for fmt in SIZE_FORMATS}
+    lines = {fmt: _line(rows, size_of(fmt)) for fmt in SIZE_FORMATS}
     return pruning_plot(lines, (r.remaining for r in rows), "KiB", "File size", width, height)
 
 
 def latency_plot(rows: Sequence[Footprint], width: int, height: int, batch: int = 1) -> str:
     from prunetui.cli.render import pruning_plot
 
-    def micros(backend: str):
+    def latency_of(backend: str):
         key = ("cpu", backend, batch)
         return lambda r: 1e6 * r.latency[key] if key in r.latency else None
 
-    lines = {label: _line(rows, micros(backend)) for label, backend in LATENCY_BACKENDS}
+    lines = {label: _line(rows, latency_of(backend)) for label, backend in LATENCY_BACKENDS}
     return pruning_plot(lines, (r.remaining for r in rows), "µs",
                         f"CPU latency, batch {batch}", width, height)

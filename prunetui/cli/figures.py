@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from prunetui.cli.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, console, error
 from prunetui.extras import MissingExtra
 
 
@@ -21,19 +22,18 @@ def add_arguments(report: argparse.ArgumentParser) -> None:
 def save_report_figure(args: argparse.Namespace) -> int:
     """Draw the figure ``report`` was asked for (nothing without --figure); an exit code."""
     from prunetui import figures, store
-    from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
 
     err = console(stderr=True)
     if not args.figure:
         if args.round is not None or args.compare or args.title:
-            return _error(err, "--round, --compare and --title go with --figure FILE.", EXIT_USAGE)
+            return error(err, "--round, --compare and --title go with --figure FILE.", EXIT_USAGE)
         return EXIT_OK
     try:
         out = figures.save_run_figure([args.run, *args.compare], args.figure, args.round,
                                       args.title)
     except (MissingExtra, figures.FigureError) as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     except store.StoreError as e:
-        return _error(err, str(e), EXIT_RUNTIME)
+        return error(err, str(e), EXIT_RUNTIME)
     console().print(f"Wrote {out}")
     return EXIT_OK

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from prunetui.cli.run import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
+from prunetui.cli.common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, console, error
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,25 +30,25 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
     err = console(stderr=True)
     run = store.RunDir(args.run)
     if not run.exists():
-        return _error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
+        return error(err, f"{args.run} is not a run directory (no config.toml).", EXIT_USAGE)
     target = Path(args.dir) / run.name
     try:
         from prunetui import tensorboard
 
         tensorboard.require()
         if not run.metrics():  # before --replace deletes anything
-            return _error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
+            return error(err, f"{args.run} has no evaluations yet.", EXIT_USAGE)
         if target.exists() and any(target.iterdir()):
             if not args.replace:
-                return _error(err, f"{target} already holds TensorBoard logs; TensorBoard would "
-                              "mix them with a second export. Add --replace to overwrite them, "
-                              "or give another DIR.", EXIT_USAGE)
+                return error(err, f"{target} already holds TensorBoard logs; TensorBoard would "
+                             "mix them with a second export. Add --replace to overwrite them, "
+                             "or give another DIR.", EXIT_USAGE)
             shutil.rmtree(target)
         out = tensorboard.export_run(run, args.dir)
     except (MissingExtra, ConfigError) as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     except OSError as e:
-        return _error(err, f"Cannot write {target}: {e.strerror or e}.", EXIT_RUNTIME)
+        return error(err, f"Cannot write {target}: {e.strerror or e}.", EXIT_RUNTIME)
     console().print(f"Wrote TensorBoard logs to {out}. View them with: tensorboard --logdir "
                     f"{args.dir}")
     return EXIT_OK

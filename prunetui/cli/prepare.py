@@ -27,8 +27,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from prunetui.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    err_console,
+    error,
+)
 from prunetui.cli.render import EventView
-from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from prunetui.data.prepare import (
     MAX_WORKERS,
     OUTPUT_SIZE,
@@ -142,11 +149,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _error(console: Console, message: str, code: int) -> int:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return code
-
-
 def summary_table(report: PrepareReport) -> Table:
     table = Table(title=f"Faces prepared in {escape(report.dst)}")
     table.add_column("person")
@@ -183,7 +185,7 @@ def print_summary(console: Console, report: PrepareReport) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    console, err = Console(), Console(stderr=True)
+    console, err = Console(), err_console()
     stop = threading.Event()
     view_class = PlainPrepareView if args.plain or not console.is_terminal else RichPrepareView
     try:
@@ -195,21 +197,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                 on_event=view,
                 should_stop=stop.is_set)
     except PrepareError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     except StoreError as e:
-        return _error(err, str(e), EXIT_RUNTIME)
+        return error(err, str(e), EXIT_RUNTIME)
     except KeyboardInterrupt:
-        return _error(err, "interrupted. Finished photos are kept; run the same command again "
-                      "to continue.", EXIT_INTERRUPTED)
+        return error(err, "interrupted. Finished photos are kept; run the same command again "
+                     "to continue.", EXIT_INTERRUPTED)
     print_summary(console, report)
     if report.cancelled:
         console.print(f"Stopped with {report.pending} photos to go; run the same command again "
                       "to continue.")
         return EXIT_INTERRUPTED
     if report.faces_saved == 0:
-        return _error(err, f"no face was found in any photo of {report.src} "
-                      f"({report.photos} files looked at; reasons above and in "
-                      f"{report.report_path}). Check that SRC holds photos of faces, or lower "
-                      "--min-face-size / --min-confidence.", EXIT_USAGE)
+        return error(err, f"no face was found in any photo of {report.src} "
+                     f"({report.photos} files looked at; reasons above and in "
+                     f"{report.report_path}). Check that SRC holds photos of faces, or lower "
+                     "--min-face-size / --min-confidence.", EXIT_USAGE)
     return EXIT_OK
 

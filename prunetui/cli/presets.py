@@ -7,6 +7,7 @@ import argparse
 from rich.markup import escape
 
 from prunetui import presets
+from prunetui.cli.common import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from prunetui.cli.run import console
-
     out = console()
     # Two lines a preset rather than a table: descriptions stay readable at 80 columns.
     found = presets.list_presets()

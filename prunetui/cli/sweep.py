@@ -13,7 +13,14 @@ from rich.text import Text
 
 from prunetui import config, executors, store
 from prunetui import sweep as sweeps
-from prunetui.cli.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, _error, console
+from prunetui.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    console,
+    error,
+)
 from prunetui.threads import allowed_cpus
 
 
@@ -48,19 +55,19 @@ def default_workers(runs: int, gpus: int, cores: int) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     err, out = console(stderr=True), console()
     if args.workers is not None and args.workers < 1:
-        return _error(err, f"--workers {args.workers}: give at least 1.", EXIT_USAGE)
+        return error(err, f"--workers {args.workers}: give at least 1.", EXIT_USAGE)
     if args.gpus_per_run <= 0 or args.retries < 0:
-        return _error(err, "--gpus-per-run must be > 0 and --retries >= 0.", EXIT_USAGE)
+        return error(err, "--gpus-per-run must be > 0 and --retries >= 0.", EXIT_USAGE)
     if args.ray is not None:
         try:
             import ray  # noqa: F401
         except ImportError:
-            return _error(err, "--ray needs Ray: pip install 'prunetui[ray]'.", EXIT_USAGE)
+            return error(err, "--ray needs Ray: pip install 'prunetui[ray]'.", EXIT_USAGE)
     try:
         spec = sweeps.load_spec(sweeps.find_sweep_file(args.sweep))
         runs = sweeps.expand(spec)
     except sweeps.SweepError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     cores = len(allowed_cpus())
     gpus = 0 if args.dry_run else executors.gpu_count()
     workers = args.workers or default_workers(len(runs), gpus, cores)
@@ -72,7 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         sweep = sweeps.prepare(spec, runs, args.out)
     except (sweeps.SweepError, config.ConfigError, store.StoreError) as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     sweeps.extract_datasets([r.cfg for r in runs])
     if args.ray is not None:
         executor = executors.RayExecutor(args.ray or None, threads, args.gpus_per_run,
@@ -95,7 +102,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out.print(f"Stopped; each run checkpointed. Resume with: prunetui sweep {args.sweep}")
         return EXIT_INTERRUPTED
     except Exception as e:  # Ray cannot connect, and the like: one paragraph, no traceback
-        return _error(err, f"{type(e).__name__}: {e}", EXIT_RUNTIME)
+        return error(err, f"{type(e).__name__}: {e}", EXIT_RUNTIME)
     rows = sweeps.comparison(sweep)
     if rows:
         out.print(comparison_table(rows, f"{sweep.name}: test % at early stop, mean ± std "
@@ -139,7 +146,7 @@ class SweepView:
 
     def __init__(self, out: Console, sweep: sweeps.SweepDir, plain: bool) -> None:
         self.out, self.plain = out, plain
-        self.runs = {r.name: sweeps.RunProgress(r) for r in sweep.runs()}
+        self.runs = {r.name: sweeps.SweepRunProgress(r) for r in sweep.runs()}
         self.progress: Progress | None = None
         self.lines: dict[str, TaskID] = {}
         if not plain:
@@ -202,9 +209,9 @@ def report_sweep(path: Path, csv: str | None, plot: bool) -> int:
         rows = sweeps.comparison(sweep)
         runs = sweep.runs()
     except sweeps.SweepError as e:
-        return _error(err, str(e), EXIT_USAGE)
+        return error(err, str(e), EXIT_USAGE)
     if not rows:
-        return _error(err, f"{path} has no evaluations yet.", EXIT_USAGE)
+        return error(err, f"{path} has no evaluations yet.", EXIT_USAGE)
     finished = sum(r.read_status().state == store.FINISHED for r in runs)
     out.print(comparison_table(rows, f"{sweep.name} ({finished}/{len(runs)} runs finished): "
                                "test % at early stop, mean ± std over seeds"))
@@ -212,7 +219,7 @@ def report_sweep(path: Path, csv: str | None, plot: bool) -> int:
         try:
             store.atomic_write_text(Path(csv), sweeps.comparison_csv(rows))
         except store.StoreError as e:
-            return _error(err, str(e), EXIT_RUNTIME)
+            return error(err, str(e), EXIT_RUNTIME)
         out.print(f"Wrote {csv}")
     if plot and len({r.round for r in rows}) > 1:
         out.print(Text.from_ansi(means_plot(rows, min(out.width, 100), 22)))

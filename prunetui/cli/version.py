@@ -12,8 +12,8 @@ def version_report() -> str:
     """What a bug report needs: versions, CUDA, the device ``train.device = "auto"`` picks."""
     import torch
 
-    from prunetui.extras import EXTRAS, available
     from prunetui.device import resolve_device
+    from prunetui.extras import EXTRAS, available
 
     if torch.cuda.is_available():
         cuda = (f"available, {torch.cuda.device_count()} device(s), "

@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from prunetui import store
 from prunetui.app.widgets.footer import StableFooter
-from prunetui.cli.export import LATENCY_BACKENDS, SIZE_FORMATS, kib, micros
+from prunetui.sizecolumns import LATENCY_BACKENDS, SIZE_FORMATS, kib, micros
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
@@ -30,6 +30,16 @@ class FootprintScreen(Screen):
     """One row per round of a scheme: weights left, accuracy, compression, file sizes,
     latency at batch 1 and 256 (CPU, and GPU when present)."""
 
+    HELP = """\
+# Size and speed
+File size of each export format and inference latency of every round of one scheme, measured
+in a worker (the table of `prunetui report RUN --size`).
+
+| key | does |
+| --- | --- |
+| `e` | export a round as a compact model file (asks for round, scheme and format) |
+| `escape` or `q` | back to Runs |
+"""
     BINDINGS: ClassVar = [
         Binding("escape,q", "close", "Back"),
         Binding("e", "export", "Export"),
@@ -142,8 +152,9 @@ class ExportScreen(ModalScreen[str | None]):
         from prunetui.export import ExportError, choose, finished_segments
 
         try:
-            choice = choose(self.run)
-            segs = finished_segments(self.run, 0)
+            metrics = self.run.metrics()  # read once for both
+            choice = choose(self.run, metrics=metrics)
+            segs = finished_segments(self.run, 0, metrics=metrics)
         except ExportError as err:
             self.app.call_from_thread(self._reason, str(err))
             return
