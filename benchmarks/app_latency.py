@@ -10,7 +10,7 @@
    chart redraws stream all the time). A callback scheduled every 10 ms records how late it
    runs; p50 / p99 / max over --seconds of training.
 3. Attaching to a long run (--attach-rows metric rows, 200,000 by default; the paper preset
-   with 5 replicates writes about 115,000): the same lag probe while Runs lists it, while it
+   with 5 replicates writes about 77,500): the same lag probe while Runs lists it, while it
    opens (Results: read, folded, charts drawn) and while the Monitor follows it as rows keep
    arriving; next to it, how long the same read blocks when done in one go (as on the event
    loop before reads moved to a worker).

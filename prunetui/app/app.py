@@ -23,7 +23,6 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from prunetui import config, store
-from prunetui.app.rundata import safe_status
 from prunetui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ class PruneApp(App[int]):
             running = None
             with contextlib.suppress(OSError):  # a run folder removed meanwhile: skip it
                 running = next((r for r in store.list_runs(self.models_dir)
-                                if safe_status(r)[1] == store.RUNNING), None)
+                                if r.read_status().effective_state == store.RUNNING), None)
             if running is not None and await self.follow(running):
                 self.notify(f"{running.name} is still running; the Monitor follows it.")
 
@@ -171,7 +170,7 @@ class PruneApp(App[int]):
         return run
 
     async def resume(self, run: store.RunDir, detached: bool = False) -> bool:
-        state = safe_status(run)[1]
+        state = run.read_status().effective_state
         if state == store.RUNNING:
             self.notify(f"{run.name} is already running; open it to follow it.")
             return False

@@ -25,9 +25,11 @@ from textual.worker import get_current_worker
 
 from prunetui import store
 from prunetui.app import runreader
+from prunetui.app.damage import describe_problems
 from prunetui.app.messages import EngineEvent, RunEnded
-from prunetui.app.rundata import RunData, describe_problems, segment_label
+from prunetui.app.rundata import RunData
 from prunetui.app.screens.base import AppScreen, toggle_zoom
+from prunetui.app.tally import segment_label
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.progress import RunProgress

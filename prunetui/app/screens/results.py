@@ -16,7 +16,8 @@ from textual.widgets import DataTable, Static
 
 from prunetui import results, store
 from prunetui.app import runreader
-from prunetui.app.rundata import RunData, describe_problems
+from prunetui.app.damage import describe_problems
+from prunetui.app.rundata import RunData
 from prunetui.app.screens.base import toggle_zoom
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
@@ -35,7 +36,7 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
 | --- | --- |
 | `[` / `]` | previous / next round in the accuracy and layer charts |
 | `z` | zoom the focused chart (again to restore) |
-| `escape` | back to Runs |
+| `escape` or `backspace` | back to Runs |
 """
     BINDINGS: ClassVar = [
         Binding("escape,backspace", "app.pop_screen", "Back"),

@@ -1,5 +1,5 @@
 """Runs: every run in the models folder, its status and best results; open, compare, resume,
-delete. Summaries (results.run_summary, shared with ``prunetui runs``) are computed in a worker
+delete. Rows (results.run_summary_checked, shared with ``prunetui runs``) are computed in a worker
 and cached per run until its files change; the status is re-checked on every refresh, so a run
 whose process died shows as interrupted.
 """
@@ -20,7 +20,8 @@ from textual.worker import get_current_worker
 from prunetui import store
 from prunetui import sweep as sweeps
 from prunetui.app.messages import RunsScanned
-from prunetui.app.rundata import RunData, list_run_dirs, run_summary, safe_status
+from prunetui.app.rundata import RunData
+from prunetui.app.runlist import list_run_dirs, runs_row
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.widgets.footer import StableFooter
@@ -75,7 +76,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         self.summaries: dict[str, dict[str, str]] = {}
         self.marked: str | None = None
         self._cache: dict[str, tuple[tuple, dict[str, str]]] = {}
-        self._folded: dict[str, RunData] = {}  # results read so far, per run (run_summary)
+        self._folded: dict[str, RunData] = {}  # results read so far, per run (runs_row)
 
     @property
     def prune_app(self) -> PruneApp:
@@ -125,11 +126,11 @@ Every run in the models folder, newest first; refreshed every two seconds.
             key, sig = str(run.path), _signature(run)
             cached = self._cache.get(key)
             if cached and cached[0] == sig:
-                summary = dict(cached[1], status=safe_status(run)[1])
+                summary = dict(cached[1], status=run.read_status().effective_state)
             else:
                 # never raises: damage is named in "warning"; a growing run is read from where
                 # the last scan stopped
-                summary = run_summary(run, self._folded)
+                summary = runs_row(run, self._folded)
                 self._cache[key] = (sig, summary)
             if run.path.parent != Path(models_dir):  # a run of a sweep: shown under it
                 summary = dict(summary, name=f"{run.path.parent.name}/{run.name}")
@@ -169,7 +170,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         s = self.summaries.get(key or "")
         if s is None:
             return
-        status = safe_status(store.RunDir(key))[0]
+        status = store.RunDir(key).read_status()
         note = f" · {status.message}" if status.message else ""
         warning = f"\nwarning: {s['warning']}" if s.get("warning") else ""
         self.query_one("#run-details", Static).update(
@@ -201,7 +202,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         run = self._current_run()
         if run is None:
             return
-        running = safe_status(run)[1] == store.RUNNING
+        running = run.read_status().effective_state == store.RUNNING
         if running and await self.prune_app.follow(run):
             return
         from prunetui.app.screens.results import ResultsScreen  # plotext: on first use
@@ -260,7 +261,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         run = self._current_run()
         if run is None:
             return
-        if safe_status(run)[1] == store.RUNNING:
+        if run.read_status().effective_state == store.RUNNING:
             self.notify(f"{run.name} is running; stop it before deleting.", severity="warning")
             return
 

@@ -71,7 +71,7 @@ the chart of those means (colour: scheme, marker: setting). Resume or extend a s
 | key | does |
 | --- | --- |
 | `z` | zoom the focused chart or table (again to restore) |
-| `escape` | back to Runs |
+| `escape` or `backspace` | back to Runs |
 """
     DEFAULT_CSS = """
     SweepScreen #sweep-body { height: 1fr; }
@@ -109,7 +109,7 @@ the chart of those means (colour: scheme, marker: setting). Resume or extend a s
         try:
             # Every run's metrics are read again only when a file changed; states are re-checked
             # each time (a run whose process died changes no file).
-            signature = sweeps.files_signature(self.sweep)
+            signature = sweeps.sweep_signature(self.sweep)
             rows = self.rows
             if rows is None or signature != self.signature:
                 rows, self.signature = sweeps.comparison(self.sweep), signature
