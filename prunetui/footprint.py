@@ -33,18 +33,21 @@ from prunetui import store
 from prunetui.export import (
     FORMATS,
     Choice,
+    Exported,
     ExportError,
-    PrunedModel,
+    Rows,
     Source,
     build_export,
     chain_of,
     choose,
     finished_segments,
+    input_normalization,
     load_source,
     model_from,
     read_bytes,
+    run_config,
 )
-from prunetui.results import DENSE
+from prunetui.segments import DENSE
 
 BACKENDS = ("dense", "shrunk", "scipy-csr", "torch-csr")
 # What the report and the app time and show (scipy-csr won the benchmark); torch-csr stays in
@@ -87,15 +90,29 @@ def flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
     return dense[0], round(nonzero[0])
 
 
+def exports(src: Source, model: nn.Module | None = None,
+            formats: tuple[str, ...] = FORMATS) -> dict[str, Exported | None]:
+    """Each format's export of ``src`` (None where it cannot be made, e.g. nothing to shrink
+    into). ``model``: ``src.build()``, when the caller has built it already."""
+    if model is None:
+        model = src.build()
+    normalization = input_normalization(src)
+    files: dict[str, Exported | None] = {}
+    for fmt in formats:
+        try:
+            files[fmt] = build_export(src, fmt, normalization, model=model)
+        except ExportError:  # an unshrinkable network: the report shows "-"
+            files[fmt] = None
+    return files
+
+
+def sizes_of(files: dict[str, Exported | None]) -> dict[str, int | None]:
+    return {fmt: None if f is None else len(f.data) for fmt, f in files.items()}
+
+
 def file_sizes(src: Source) -> dict[str, int | None]:
     """Bytes of each export format (None where it cannot be made, e.g. nothing to shrink into)."""
-    sizes: dict[str, int | None] = {}
-    for fmt in FORMATS:
-        try:
-            sizes[fmt] = len(build_export(src, fmt).data)
-        except ExportError:  # an unshrinkable network: the report shows "-"
-            sizes[fmt] = None
-    return sizes
+    return sizes_of(exports(src))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,22 +168,19 @@ def torch_csr_forward(layers: list[nn.Linear]) -> Forward:
     return forward
 
 
-def shrunk_model(src: Source) -> PrunedModel | None:
-    """The shrunk network as load_pruned gives it (None when it cannot be shrunk)."""
-    try:
-        exported = build_export(src, "shrunk")
-    except ExportError:
-        return None
-    return model_from(*read_bytes(exported.data))
-
-
 def backends(src: Source) -> dict[str, Forward]:
     """Every backend that applies to ``src``'s network."""
     model = src.build()
+    return forwards(model, exports(src, model, ("shrunk",))["shrunk"])
+
+
+def forwards(model: nn.Module, shrunk: Exported | None) -> dict[str, Forward]:
+    """Every backend that applies to the masked network ``model``, whose shrunk export is
+    ``shrunk`` (None: it cannot be shrunk). The dense backend is ``model`` itself; the shrunk
+    one is loaded from the export's bytes, as load_pruned gives it."""
     out: dict[str, Forward] = {"dense": model}
-    small = shrunk_model(src)
-    if small is not None:
-        out["shrunk"] = small
+    if shrunk is not None:
+        out["shrunk"] = model_from(*read_bytes(shrunk.data))
     chain = linear_chain(model)
     if chain is not None:
         out["scipy-csr"] = scipy_forward(chain)
@@ -222,18 +236,19 @@ class Footprint:
 def measure(src: Source, batches: tuple[int, ...] = (1, 256), repeats: int = 30,
             should_stop: Callable[[], bool] | None = None,
             devices: tuple[str, ...] | None = None) -> Footprint:
-    model = src.build()
+    model = src.build()  # counted, exported, then timed as the dense backend (moved last)
     total, nonzero = parameter_counts(model)
     dense_flops, sparse_flops = flops(model, src.input_shape())
+    files = exports(src, model)
     row = Footprint(round=src.round, scheme=src.scheme, remaining=src.remaining,
                     test_acc=src.early_stop_test_acc, compression=total / max(nonzero, 1),
-                    speedup=dense_flops / max(sparse_flops, 1), sizes=file_sizes(src))
+                    speedup=dense_flops / max(sparse_flops, 1), sizes=sizes_of(files))
     if devices is None:
         devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    forwards = backends(src)
+    timed_forwards = forwards(model, files["shrunk"])
     for device in devices:
         timed_here = REPORTED_BACKENDS if device == "cpu" else ("dense", "shrunk")
-        for name, forward in forwards.items():
+        for name, forward in timed_forwards.items():
             if name not in timed_here:
                 continue
             fn = forward.to(device) if isinstance(forward, nn.Module) else forward
@@ -257,35 +272,45 @@ def _synchronized(forward: Forward) -> Forward:
     return run
 
 
-def default_scheme(run: store.RunDir, replicate: int = 0) -> str:
-    """The scheme of the default export choice (the first pruned scheme if that is round 0)."""
-    choice = choose(run, replicate=replicate)
+def default_scheme(run: store.RunDir, replicate: int = 0, *,
+                   metrics: Rows | None = None) -> str:
+    """The scheme of the default export choice (the first pruned scheme if that is round 0).
+    ``metrics``: the run's metric rows, when the caller has read them."""
+    if metrics is None:
+        metrics = run.metrics()
+    choice = choose(run, replicate=replicate, metrics=metrics)
     if choice.scheme != DENSE:
         return choice.scheme
-    return next((s.scheme for s in finished_segments(run, replicate) if s.round > 0), DENSE)
+    return next((s.scheme for s in finished_segments(run, replicate, metrics=metrics)
+                 if s.round > 0), DENSE)
 
 
 def run_footprints(run: store.RunDir, scheme: str | None = None, replicate: int = 0,
                    repeats: int = 30, on_progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> tuple[str, list[Footprint]]:
-    """(scheme, one Footprint per finished round of it, round 0 first) for ``run``."""
-    scheme = scheme or default_scheme(run, replicate)
-    segs = [s for s in finished_segments(run, replicate)
+    """(scheme, one Footprint per finished round of it, round 0 first) for ``run``, whose
+    config and metrics are read once."""
+    metrics = run.metrics()
+    scheme = scheme or default_scheme(run, replicate, metrics=metrics)
+    segs = [s for s in finished_segments(run, replicate, metrics=metrics)
             if s.round == 0 or s.scheme == scheme]
     if not any(s.round > 0 for s in segs) and scheme != DENSE:
         raise ExportError(f"{run.path} has no finished round of scheme {scheme!r}.")
+    cfg = run_config(run) if segs else None
     rows = []
     for i, seg in enumerate(sorted(segs, key=lambda s: s.round)):
         if should_stop is not None and should_stop():
             break
         if on_progress is not None:
             on_progress(i, len(segs))
-        src = load_source(run, Choice(replicate, seg.round, seg.scheme, ""))
+        src = load_source(run, Choice(replicate, seg.round, seg.scheme, ""), cfg=cfg,
+                          metrics=metrics)
         rows.append(measure(src, repeats=repeats, should_stop=should_stop))
     if on_progress is not None:
         on_progress(len(rows), len(segs))
     return scheme, rows
 
 
-__all__ = ["BACKENDS", "Footprint", "backends", "file_sizes", "flops",
-           "measure", "median_latency", "parameter_counts"]
+__all__ = ["BACKENDS", "REPORTED_BACKENDS", "Footprint", "backends", "default_scheme",
+           "exports", "file_sizes", "flops", "forwards", "measure", "median_latency",
+           "parameter_counts", "run_footprints", "sizes_of"]

@@ -103,6 +103,43 @@ def test_run_footprints_gives_one_row_per_round_of_the_scheme(lenet_run):  # noq
         footprint.run_footprints(lenet_run, "nope", repeats=1)
 
 
+def test_run_footprints_reads_the_run_once_and_builds_each_round_once(lenet_run,  # noqa: F811
+                                                                      monkeypatch):
+    calls: dict[str, int] = {}
+
+    def counted(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    counted(store.RunDir, "metrics_checked")
+    counted(store.RunDir, "config")
+    counted(store, "load_segment")
+    counted(export.Source, "build")
+    counted(footprint, "build_export")
+    counted(footprint, "model_from")
+    _, rows = footprint.run_footprints(lenet_run, "keep", repeats=1)
+    assert [r.round for r in rows] == [0, 1, 2]
+    assert calls == {"metrics_checked": 1, "config": 1, "load_segment": 3, "build": 3,
+                     "build_export": 3 * len(export.FORMATS), "model_from": 3}
+
+
+def test_measured_sizes_are_those_of_the_export_files(lenet_run):  # noqa: F811
+    src = export.load_source(lenet_run, export.choose(lenet_run, 2, "rewind"))
+    row = footprint.measure(src, batches=(1,), repeats=1)
+    assert row.sizes == {f: len(export.build_export(src, f).data) for f in export.FORMATS}
+    assert row.sizes == footprint.file_sizes(src)
+    model = src.build()
+    total, nonzero = footprint.parameter_counts(model)
+    dense, sparse = footprint.flops(model, src.input_shape())
+    assert (row.compression, row.speedup) == (total / nonzero, dense / sparse)
+    assert {name for _, name, _ in row.latency} == set(footprint.REPORTED_BACKENDS)
+
+
 def test_lightcnn_rows_time_dense_convolutions_only(lightcnn_run):  # noqa: F811
     scheme, rows = footprint.run_footprints(lightcnn_run, repeats=2)
     assert scheme == "rewind" and [r.round for r in rows] == [0, 1, 2]

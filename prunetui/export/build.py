@@ -1,0 +1,150 @@
+"""Writing an export: the chosen segment in one of the ``FORMATS``, with its metadata.
+
+- ``sparse``: each prunable weight keeps only its surviving values (CSR or bitmask, see
+  fileformat.py); biases and other tensors stay dense.
+- ``dense``: the masked network as a plain state dict.
+- ``shrunk``: units and channels that cannot matter removed (shrink.py): smaller dense layers
+  computing the same function.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunetui import config, store
+from prunetui.export.fileformat import FORMATS, ExportError, encode_sparse, index_dtype, to_bytes
+from prunetui.export.source import Source
+from prunetui.nets import weight_layers
+from prunetui.shrink import ChainLayer, ShrinkError, shrink
+from prunetui.version import __version__
+
+
+def chain_of(model: nn.Module) -> list[ChainLayer]:
+    from prunetui.nets.lightcnn import MFMConv2d, MFMLinear
+
+    return [ChainLayer(name, isinstance(m, (MFMConv2d, MFMLinear)))
+            for name, m in weight_layers(model)]
+
+
+def input_normalization(src: Source) -> dict[str, float] | None:
+    """Mean and std of pixel/255 that model inputs are normalized with (None when unknown)."""
+    data = src.cfg.data
+    if data.dataset in ("mnist", "fashion-mnist"):
+        from prunetui.data.mnist import NORMALIZATION
+
+        mean, std = NORMALIZATION[data.dataset]
+        return {"mean": mean, "std": std}
+    return _face_stats(data)
+
+
+@functools.lru_cache(maxsize=8)
+def _face_stats(data: config.DataConfig) -> dict[str, float] | None:
+    """Faces are normalized with their training set's statistics: decode it once to get them.
+    The run's own data settings (its split included) pick that training set."""
+    from prunetui.data import DataError
+    from prunetui.data.faces import load_faces
+
+    try:
+        faces = load_faces(data)
+    except (DataError, OSError):
+        return None
+    return {"mean": faces.mean, "std": faces.std}
+
+
+def class_names(src: Source) -> list[str] | None:
+    """The run's class names in label order (None when they cannot be known)."""
+    data = src.cfg.data
+    if data.dataset in ("mnist", "fashion-mnist"):
+        from prunetui.data.mnist import class_names as dataset_names
+
+        names: tuple[str, ...] | None = dataset_names(data.dataset)
+    else:
+        names = _face_names(data.root)
+    return list(names) if names and len(names) == src.num_classes() else None
+
+
+def _face_names(root: str) -> tuple[str, ...] | None:
+    """The people of the run's face split (its split.json), in label order."""
+    from prunetui.data import DataError
+    from prunetui.data.faces import SPLIT_FILE, label_order, read_split
+
+    try:
+        split, _, _ = read_split(Path(root) / SPLIT_FILE)
+    except (DataError, OSError):
+        return None
+    return label_order(split)
+
+
+@dataclass
+class Exported:
+    data: bytes
+    header: dict[str, Any]
+    message: str  # e.g. what shrinking removed
+
+
+def build_export(src: Source, fmt: str, normalization: dict[str, float] | None = None, *,
+                 model: nn.Module | None = None) -> Exported:
+    """The file contents of ``src`` in format ``fmt``. ``model``: ``src.build()``, when the
+    caller has built it already (it is only read)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if model is None:
+        model = src.build()
+    meta = {
+        "run": src.run.name, "run_path": str(src.run.path), "round": src.round,
+        "scheme": src.scheme, "replicate": src.replicate, "remaining": src.remaining,
+        "test_acc": src.test_acc, "early_stop_test_acc": src.early_stop_test_acc,
+        "config": config.to_dict(src.cfg), "prunetui_version": __version__,
+        "torch_version": torch.__version__, "format": fmt, "arch": src.cfg.model.arch,
+        "input_shape": list(src.input_shape()), "num_classes": src.num_classes(),
+        "input_normalization": normalization or input_normalization(src),
+        "class_names": class_names(src),
+    }
+    header: dict[str, Any] = {"meta": meta, "encoded": {}}
+    tensors: dict[str, torch.Tensor] = {}
+    message = ""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if fmt == "dense":
+        tensors = state
+    elif fmt == "sparse":
+        for name, value in state.items():
+            if name in src.masks:
+                desc, parts = encode_sparse(value, src.masks[name])
+                header["encoded"][name] = desc
+                tensors.update({f"{name}:{k}": v for k, v in parts.items()})
+            else:
+                tensors[name] = value
+    else:
+        unit = "units" if src.cfg.model.arch == "lenet-300-100" else "channels"
+        try:
+            shrunk = shrink(state, chain_of(model), unit_word=unit)
+        except ShrinkError as err:
+            raise ExportError(str(err)) from err
+        tensors = shrunk.state
+        if shrunk.input_index is not None:
+            tensors["input_index"] = shrunk.input_index.to(
+                index_dtype(int(shrunk.input_index.max())) if shrunk.input_index.numel()
+                else torch.int16)
+        meta["shrink"] = {"removed": shrunk.report.removed,
+                          "units_before": shrunk.report.units_before,
+                          "units_after": shrunk.report.units_after,
+                          "inputs_before": shrunk.report.inputs_before,
+                          "inputs_after": shrunk.report.inputs_after}
+        message = "Shrinking " + shrunk.report.summary() + "."
+    return Exported(to_bytes(header, tensors), header, message)
+
+
+def export(src: Source, fmt: str, out: str | Path) -> Exported:
+    exported = build_export(src, fmt)
+    store.atomic_write(Path(out), lambda fh: fh.write(exported.data))
+    return exported
+
+
+__all__ = ["Exported", "build_export", "chain_of", "class_names", "export",
+           "input_normalization"]

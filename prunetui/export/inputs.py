@@ -1,0 +1,138 @@
+"""Model input from a user's images: the run's own evaluation transform, for any image.
+
+:func:`prepare_images` gives exactly the tensor that evaluation fed the model, reusing the data
+modules' functions rather than a copy of their rules:
+
+- every image becomes 8-bit gray at the stored size as training decoded it
+  (:func:`prunetui.data.faces.gray_pixels`: Pillow ``convert("L")``, then Pillow's bilinear
+  resize, antialiased when shrinking, only when the size differs). The stored size is
+  ``data.image_size`` for faces and 28 for MNIST / Fashion-MNIST (their own 28x28 images pass
+  unchanged). An image that is not square is cut to its centre square first (prepared faces
+  and the digits are square);
+- faces: centre ``data.crop`` square and normalization with the training set's mean and std
+  (:func:`prunetui.data.faces.eval_pixels`); MNIST: :func:`prunetui.data.mnist.normalize`.
+
+Accepted images: a tensor of 0-255 pixel values (uint8 or float; ``H x W``, ``C x H x W`` with
+C = 1, 3 or 4, a batch ``N x C x H x W``, or a batch ``N x H x W`` of gray images when the
+first of three dimensions is not 1, 3 or 4), a Pillow image (any mode), a path, or a list of
+these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunetui.export.fileformat import ExportError
+
+MNIST_SIZE = 28
+_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _items(images: Any) -> list[Any]:
+    """One entry per image: a Pillow image, or a tensor ``H x W`` / ``C x H x W``."""
+    if isinstance(images, (str, Path)):
+        return [_open(Path(images))]
+    if isinstance(images, torch.Tensor):
+        if images.dim() == 2 or (images.dim() == 3 and images.shape[0] in _MODES
+                                 and images.shape[0] != 2):
+            return [images]
+        if images.dim() in (3, 4):
+            return list(images.unbind(0))
+        raise ExportError(f"An image tensor must be H x W, C x H x W or N x C x H x W, not "
+                          f"{tuple(images.shape)}.")
+    if isinstance(images, Sequence):
+        return [item for entry in images for item in _items(entry)]
+    if hasattr(images, "convert") and hasattr(images, "size"):  # a Pillow image
+        return [images]
+    raise ExportError(f"Cannot read an image from {type(images).__name__}: pass tensors, "
+                      "Pillow images or paths.")
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ExportError(f"Cannot read the image {path} ({err}).") from err
+
+
+def _to_pillow(t: torch.Tensor) -> Any:
+    from PIL import Image
+
+    if t.dtype != torch.uint8:
+        t = t.detach().float().clamp(0, 255).round().to(torch.uint8)
+    t = t.detach().cpu()
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 2:
+        return Image.fromarray(t.numpy())
+    if t.shape[0] not in _MODES:
+        raise ExportError(f"An image needs 1, 2, 3 or 4 channels, not {t.shape[0]}.")
+    return Image.fromarray(t.permute(1, 2, 0).contiguous().numpy())
+
+
+def _stored(item: Any, size: int) -> torch.Tensor:
+    """One image as training stored it: ``[1, size, size]`` (uint8, or float kept as given)."""
+    from prunetui.data.faces import gray_pixels
+
+    if isinstance(item, torch.Tensor):
+        gray = item if item.dim() == 2 else item[0] if item.shape[0] == 1 else None
+        if gray is not None and tuple(gray.shape) == (size, size) \
+                and (gray.dtype == torch.uint8 or gray.is_floating_point()):
+            return gray.detach().cpu().unsqueeze(0)  # already what decoding would give
+        item = _to_pillow(item)
+    width, height = item.size
+    if width != height:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        item = item.crop((left, top, left + side, top + side))
+    return gray_pixels(item, size)
+
+
+def stored_images(images: Any, size: int) -> torch.Tensor:
+    """Images as training decoded them: ``[N, 1, size, size]`` (uint8 unless floats given)."""
+    items = [_stored(item, size) for item in _items(images)]
+    if not items:
+        raise ExportError("No images given.")
+    if any(t.dtype != torch.uint8 for t in items):
+        items = [t.float() for t in items]
+    return torch.stack(items)
+
+
+def prepare_images(meta: dict[str, Any], images: Any) -> torch.Tensor:
+    """The model input of ``images``, exactly as the run's evaluation made it from its data."""
+    data = meta["config"]["data"]
+    dataset = data["dataset"]
+    if dataset == "faces":
+        from prunetui.data.faces import eval_pixels
+
+        norm = meta.get("input_normalization")
+        if norm is None:
+            raise ExportError("This export does not know its input normalization (the face "
+                              "folder was not readable when it was written); export it again "
+                              "with: prunetui export RUN OUT.pt")
+        x = stored_images(images, int(data["image_size"]))
+        return eval_pixels(x, int(data["crop"]), float(norm["mean"]), float(norm["std"]))
+    from prunetui.data.mnist import normalize
+
+    x = stored_images(images, MNIST_SIZE)
+    return normalize(x[:, 0], dataset).reshape(len(x), *meta["input_shape"])
+
+
+def meta_class_names(meta: dict[str, Any]) -> list[str]:
+    """Class names in label order; ``str(index)`` for exports written without them."""
+    count = int(meta["num_classes"])
+    names = meta.get("class_names")
+    if isinstance(names, list) and len(names) == count:
+        return [str(n) for n in names]
+    return [str(i) for i in range(count)]
+
+
+__all__ = ["MNIST_SIZE", "meta_class_names", "prepare_images", "stored_images"]
