@@ -21,6 +21,7 @@ from pathlib import Path
 
 from prunetui import config, executors, store
 from prunetui import sweep as sweeps
+from prunetui.threads import allowed_cpus
 
 SWEEP = """
 base = "base.toml"
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
 
-    cores = sweeps.cpu_cores()
+    cores = len(allowed_cpus())
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         spec = write_sweep(tmp_path, args.root)

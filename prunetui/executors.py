@@ -26,6 +26,7 @@ from prunetui.detach import LOG_FILE, start_run_process
 EXIT_USAGE = 2  # ``prunetui run``: bad input (e.g. missing data); starting again cannot help
 POLL_S = 0.5
 DEFAULT_RETRIES = 2
+FINISHED_ALREADY, RUNNING_ELSEWHERE = "finished already", "running in another process"
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,9 @@ def startable(run_dir: Path) -> str | None:
     """Why a run is not to be started (finished, or running in another process), or None."""
     state = store.RunDir(run_dir).read_status().effective_state
     if state == store.FINISHED:
-        return "finished already"
+        return FINISHED_ALREADY
     if state == store.RUNNING:
-        return "running in another process"
+        return RUNNING_ELSEWHERE
     return None
 
 
@@ -228,7 +229,7 @@ def ray_task(run_dir: str, threads: int, cwd: str) -> str:
         raise FileNotFoundError(
             f"{run_dir} is not visible on Ray node {socket.gethostname()}: the runs folder must "
             "be on a filesystem every node mounts at the same path.")
-    if startable(path) == "finished already":
+    if startable(path) == FINISHED_ALREADY:
         return store.FINISHED
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")  # Ray sets it for tasks that asked for a GPU
     proc = launch(path, threads, gpu, cwd=cwd if Path(cwd).is_dir() else None)

@@ -30,7 +30,7 @@ from prunetui.events import (
     SegmentFinished,
     SegmentStarted,
 )
-from prunetui.results import DENSE
+from prunetui.segments import round_owners
 
 FEATURE = "TensorBoard logging"
 METRIC_KEYS = ("test_acc", "val_acc", "val_loss", "train_loss")
@@ -63,10 +63,6 @@ class TensorBoardLog:
             self._writers[key] = SummaryWriter(str(self.base / name), flush_secs=FLUSH_SECS)
         return self._writers[key]
 
-    def _round_owners(self, scheme: str) -> tuple[str, ...]:
-        """The dense round starts every scheme's line; other rounds belong to their scheme."""
-        return self.schemes if scheme == DENSE else (scheme,)
-
     def evaluation(self, row: dict[str, Any]) -> None:
         writer = self._writer(row["replicate"], row["scheme"])
         for key in METRIC_KEYS:
@@ -74,14 +70,14 @@ class TensorBoardLog:
 
     def sparsity(self, replicate: int, round_: int, scheme: str,
                  layers: dict[str, float]) -> None:
-        for owner in self._round_owners(scheme):
+        for owner in round_owners(scheme, self.schemes):
             writer = self._writer(replicate, owner)
             for layer, left in layers.items():
                 writer.add_scalar(f"weights_left_pct/{layer}", 100 * left, round_)
 
     def segment(self, replicate: int, round_: int, scheme: str, remaining: float,
                 test_acc: float, early_stop_iteration: int) -> None:
-        for owner in self._round_owners(scheme):
+        for owner in round_owners(scheme, self.schemes):
             writer = self._writer(replicate, owner)
             writer.add_scalar("lottery/test_acc_at_early_stop", test_acc, round_)
             writer.add_scalar("lottery/early_stop_iteration", early_stop_iteration, round_)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from prunetui import config, executors, store
+from prunetui import config, executors, segments, store
 from prunetui import sweep as sweeps
 from prunetui.cli import main
+from prunetui.presets import PRESETS_DIR
 from tests.conftest import tiny_overrides
 
 
@@ -41,8 +43,7 @@ def assert_complete(run: store.RunDir) -> None:
     rows = run.metrics()
     keys = [(r["replicate"], r["round"], r["scheme"], r["iteration"]) for r in rows]
     assert len(keys) == len(set(keys))
-    segments = {k[:3] for k in keys}
-    assert len(segments) == cfg.train.replicates * (1 + cfg.num_rounds * len(cfg.prune.schemes))
+    assert {k[:3] for k in keys} == {seg.key for seg in segments.plan(cfg)}
 
 
 # --------------------------------------------------------------------------------- expansion
@@ -76,7 +77,7 @@ prune.scope = "global"
 def test_shipped_sweep_preset_is_two_datasets_by_two_seeds_on_quick():
     spec = sweeps.load_spec(sweeps.find_sweep_file("sweep-quick"))
     runs = sweeps.expand(spec)
-    quick = config.load(sweeps.PRESETS_DIR / "quick.toml")
+    quick = config.load(PRESETS_DIR / "quick.toml")
     assert {(r.cfg.data.dataset, r.cfg.train.seed) for r in runs} == {
         (d, s) for d in ("mnist", "fashion-mnist") for s in (0, 1)}
     assert all(r.cfg.train.iterations == quick.train.iterations for r in runs)
@@ -126,6 +127,63 @@ def test_a_changed_sweep_does_not_reuse_runs_made_with_other_settings(tmp_path):
     spec = sweeps.load_spec(path)
     with pytest.raises(sweeps.SweepError, match="different config"):
         sweeps.prepare(spec, sweeps.expand(spec), tmp_path / "models")
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+def hand_written_sweep(tmp_path: Path, acc: dict[tuple[int, str], tuple[float, float]]
+                       ) -> sweeps.SweepDir:
+    """Two seeds of one setting, schemes keep and rewind, metrics written by hand (no training):
+    ``acc[(round, scheme)]`` holds the test accuracy of seed 0 and seed 1."""
+    base = config.apply_overrides(config.Config(), [("prune.rounds", 1),
+                                                    ("prune.schemes", ["keep", "rewind"])])
+    path = write_sweep(tmp_path, "[grid]\ntrain.seed = [0, 1]\n", base)
+    spec = sweeps.load_spec(path)
+    sweep = sweeps.prepare(spec, sweeps.expand(spec), tmp_path / "models")
+    for seed, run in enumerate(sweep.runs()):
+        rows = [{"replicate": 0, "round": r, "scheme": s, "epoch": 1.0, "iteration": 100,
+                 "remaining": 0.8 if r else 1.0, "train_loss": 0.1, "val_loss": 0.2,
+                 "val_acc": a[seed], "test_acc": a[seed], "elapsed_s": 1.0}
+                for (r, s), a in acc.items()]
+        run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return sweep
+
+
+def test_the_dense_round_starts_every_schemes_curve(tmp_path):
+    acc = {(0, "dense"): (0.90, 0.80), (1, "keep"): (0.70, 0.60), (1, "rewind"): (0.95, 0.85)}
+    rows = sweeps.comparison(hand_written_sweep(tmp_path, acc))
+    assert [(r.scheme, r.round) for r in rows] == [
+        ("keep", 0), ("keep", 1), ("rewind", 0), ("rewind", 1)]
+    for r in rows:
+        seeds = acc[(r.round, segments.DENSE if r.round == 0 else r.scheme)]
+        assert (r.seeds, r.mean) == (2, pytest.approx(sum(seeds) / 2))
+        assert r.remaining == (0.8 if r.round else 1.0)
+    curves = sweeps.comparison_curves(rows)
+    assert {k: [p.round for p in v] for k, v in curves.items()} == {
+        "keep": [0, 1], "rewind": [0, 1]}
+    header, body = sweeps.comparison_table(rows)
+    assert header == ["setting", "round", "left %", "keep", "rewind", "n"]
+    assert [cells[:3] for cells in body] == [["all", "0", "100.0"], ["all", "1", "80.0"]]
+    assert body[0][3] == body[0][4]  # the same dense networks under both schemes
+
+
+def test_run_progress_counts_finished_segments_of_the_plan(tmp_path):
+    sweep = hand_written_sweep(tmp_path, {(0, "dense"): (0.9, 0.8)})
+    run = sweep.runs()[0]
+    progress = sweeps.SweepRunProgress(run)
+    assert progress.total == len(segments.plan(run.config())) == 3
+    progress.poll()
+    assert (progress.done, progress.active) == (0, False)
+    assert progress.info().endswith("it 100: test 90.00%")
+    for seg in segments.plan(run.config())[:2]:  # dense and keep finished, rewind not yet
+        checkpoint = run.segment_checkpoint(*seg.key)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.touch()
+    run.init_checkpoint(0).touch()  # not a finished segment
+    progress.poll()
+    assert progress.done == 2
+    assert sweeps.run_states(sweep) == ["waiting", "waiting"]
 
 
 # --------------------------------------------------------------------------------- running

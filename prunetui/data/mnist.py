@@ -57,7 +57,7 @@ def _torchvision_class(dataset: str):
     return datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
 
 
-def _extract_archives(root: str | Path, dataset: str) -> None:
+def extract_archives(root: str | Path, dataset: str) -> None:
     """Extract raw ``.gz`` files that are present but not yet extracted.
 
     torchvision only extracts archives whose MD5 matches the official release; copies that were
@@ -80,7 +80,7 @@ def _extract_archives(root: str | Path, dataset: str) -> None:
 def _load_split(root: str | Path, dataset: str, train: bool):
     cls = _torchvision_class(dataset)
     try:
-        _extract_archives(root, dataset)
+        extract_archives(root, dataset)
         # download=True is the real path for users online; with the files on disk it only
         # extracts them and never touches the network.
         return cls(str(root), train=train, download=True)
@@ -89,9 +89,16 @@ def _load_split(root: str | Path, dataset: str, train: bool):
                                         + str(err).splitlines()[0][:200])) from err
 
 
-def _normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """Model input ``[N, 784]`` from 0-255 images ``[N, 28, 28]``, as training and evaluation
+    see them."""
     mean, std = NORMALIZATION[dataset]
     return ((images.float() / 255.0 - mean) / std).flatten(1).contiguous()
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """Class names in label order: the digits "0".."9", or Fashion-MNIST's torchvision names."""
+    return tuple(str(c).split(" - ")[0] for c in _torchvision_class(dataset).classes)
 
 
 def load_mnist(cfg: DataConfig) -> TensorData:
@@ -99,7 +106,7 @@ def load_mnist(cfg: DataConfig) -> TensorData:
 
     train = _load_split(cfg.root, cfg.dataset, train=True)
     test = _load_split(cfg.root, cfg.dataset, train=False)
-    x, y = _normalize(train.data, cfg.dataset), train.targets.long()
+    x, y = normalize(train.data, cfg.dataset), train.targets.long()
     if cfg.validation >= len(x):
         raise DataError(f"data.validation = {cfg.validation} leaves no training images "
                         f"({len(x)} in the training set).")
@@ -115,9 +122,9 @@ def load_mnist(cfg: DataConfig) -> TensorData:
         train_y=y[train_idx].contiguous(),
         val_x=x[val_idx].contiguous(),
         val_y=y[val_idx].contiguous(),
-        test_x=_normalize(test.data, cfg.dataset),
+        test_x=normalize(test.data, cfg.dataset),
         test_y=test.targets.long(),
-        class_names=tuple(str(c) for c in train.classes),
+        class_names=class_names(cfg.dataset),
     )
 
 

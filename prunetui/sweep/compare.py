@@ -1,0 +1,95 @@
+"""A sweep's comparison across settings: mean ± std over seeds at each level of weights left,
+as rows, a table, CSV and one curve per setting and scheme."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+
+from prunetui import config, results, store
+from prunetui.segments import round_owners
+from prunetui.sweep.folder import SweepDir
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    setting: str
+    scheme: str
+    round: int
+    remaining: float
+    mean: float  # test accuracy at early stop, over seeds (and replicates)
+    std: float
+    seeds: int
+
+
+def comparison(sweep: SweepDir) -> list[ComparisonRow]:
+    """Per setting and scheme, each round's test accuracy over the setting's seeds.
+
+    The dense round 0 belongs to every scheme of a run (:func:`segments.round_owners`), so it
+    is repeated under each scheme: every curve then starts at the dense network, as in the
+    run's own Lottery Ticket plot.
+    """
+    groups: dict[tuple[str, str, int], list[results.SegmentResult]] = defaultdict(list)
+    schemes_of: dict[str, list[str]] = defaultdict(list)
+    for entry in sweep.entries():
+        run, setting = store.RunDir(sweep.path / entry["name"]), entry.get("setting", "all")
+        try:
+            run_schemes = list(run.config().prune.schemes)
+        except config.ConfigError:
+            continue
+        for scheme in run_schemes:
+            if scheme not in schemes_of[setting]:
+                schemes_of[setting].append(scheme)
+        for seg in results.segment_results(run.metrics()):
+            for scheme in round_owners(seg.scheme, run_schemes):
+                groups[(setting, scheme, seg.round)].append(seg)
+    order = list(schemes_of)
+    rows = []
+    for (setting, scheme, round_), segs in groups.items():
+        accs = [s.test_acc for s in segs]
+        rows.append(ComparisonRow(
+            setting=setting, scheme=scheme, round=round_,
+            remaining=statistics.fmean(s.remaining for s in segs),
+            mean=statistics.fmean(accs), std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            seeds=len(accs)))
+    return sorted(rows, key=lambda r: (order.index(r.setting),
+                                       schemes_of[r.setting].index(r.scheme), r.round))
+
+
+def comparison_table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells: one row per setting and round, one column per scheme (mean ± std)."""
+    schemes = list(dict.fromkeys(r.scheme for r in rows))
+    cells: dict[tuple[str, int], dict[str, ComparisonRow]] = defaultdict(dict)
+    for r in rows:
+        cells[(r.setting, r.round)][r.scheme] = r
+    header = ["setting", "round", "left %", *schemes, "n"]
+    body = []
+    for (setting, round_), by_scheme in cells.items():
+        first = next(iter(by_scheme.values()))
+        body.append([setting, str(round_), f"{100 * first.remaining:.1f}",
+                     *(_acc(by_scheme.get(s)) for s in schemes),
+                     str(max(r.seeds for r in by_scheme.values()))])
+    return header, body
+
+
+def _acc(row: ComparisonRow | None) -> str:
+    if row is None:
+        return ""
+    # Compact (no spaces around ±) so four schemes fit 80 columns.
+    return results.format_acc(row.mean, row.std, row.seeds).replace(" ± ", "±")
+
+
+def comparison_csv(rows: list[ComparisonRow]) -> str:
+    lines = ["setting,scheme,round,remaining,test_acc_mean,test_acc_std,seeds"]
+    lines += [f"{r.setting},{r.scheme},{r.round},{r.remaining:.6f},{r.mean:.6f},{r.std:.6f},"
+              f"{r.seeds}" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_curves(rows: list[ComparisonRow]) -> dict[str, list[ComparisonRow]]:
+    """``"setting scheme"`` -> its points in round order, for charts of the means."""
+    curves: dict[str, list[ComparisonRow]] = defaultdict(list)
+    for r in rows:
+        curves[f"{r.setting} {r.scheme}" if r.setting != "all" else r.scheme].append(r)
+    return dict(curves)
