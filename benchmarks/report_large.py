@@ -1,7 +1,7 @@
 """Seconds for ``prunetui report`` and ``prunetui check`` on a large synthetic run, measured here.
 
 Writes a run directory whose metrics.jsonl has ROWS rows (default 200,000; the paper preset
-with 5 replicates writes about 115,000) in the engine's own format, then times, each in its
+with 5 replicates writes about 77,500) in the engine's own format, then times, each in its
 own fresh process (start-up and imports included, as a user sees it):
 
 - ``prunetui report RUN --no-plot`` (read, check every line, aggregate, print the table);
