@@ -27,6 +27,7 @@ from typing import Any
 
 from prunetui import extras, results, store
 from prunetui.segments import DENSE, round_owners
+from prunetui.stats import summarize
 
 FORMATS = (".png", ".svg", ".pdf")
 FEATURE = "Figures (report --figure)"
@@ -65,10 +66,15 @@ class FigureRun:
 
 @dataclass(frozen=True)
 class Point:
+    """One level of weights left: the mean in percent, the 95% t-interval's half-width (0 with
+    one sample) and the min–max range over the samples."""
+
     x: float
     mean: float
-    std: float
+    half_width: float
     samples: int
+    minimum: float = 0.0
+    maximum: float = 0.0
 
 
 def require() -> None:
@@ -138,8 +144,9 @@ def sources_from_paths(paths: Sequence[str | Path]) -> list[FigureRun]:
 
 
 def _point(x: float, values: list[float]) -> Point:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return Point(x, 100 * statistics.fmean(values), 100 * std, len(values))
+    found = summarize(values)
+    return Point(x, 100 * found.mean, 100 * (found.half_width or 0.0), found.n,
+                 100 * found.minimum, 100 * found.maximum)
 
 
 def lottery_points(source: FigureRun) -> dict[str, list[Point]]:
@@ -221,10 +228,13 @@ def _draw_lines(ax: Any, sources: Sequence[FigureRun], per_source: list[dict[str
             ys = [p.mean for p in points]
             ax.plot(xs, ys, label=styler.label(source, scheme), markevery=markevery,
                     markerfacecolor="white" if i % 2 else style["color"], **style)
-            if any(p.samples > 1 for p in points):
-                ax.fill_between(xs, [p.mean - p.std for p in points],
-                                [p.mean + p.std for p in points], color=style["color"],
+            if any(p.samples > 1 for p in points):  # band: 95% t-interval; bars: min–max
+                ax.fill_between(xs, [p.mean - p.half_width for p in points],
+                                [p.mean + p.half_width for p in points], color=style["color"],
                                 alpha=0.18, linewidth=0)
+                ax.errorbar(xs, ys, yerr=[[p.mean - p.minimum for p in points],
+                                          [p.maximum - p.mean for p in points]],
+                            fmt="none", ecolor=style["color"], elinewidth=0.8, capsize=2)
 
 
 def _lottery_axes(ax: Any, sources: Sequence[FigureRun], styler: _Styler) -> bool:

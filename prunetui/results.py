@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prunetui.segments import DENSE, round_owners
+from prunetui.stats import NO_INTERVAL, Paired, paired, summarize
 from prunetui.store import LineProblem, RunDir
 
 
@@ -39,11 +40,14 @@ class RoundResult:
     round: int
     scheme: str
     remaining: float
-    test_acc: float
+    test_acc: float  # mean over replicates
     test_acc_std: float
     early_stop_iteration: float
     best_val_acc: float
     replicates: int
+    test_acc_half_width: float | None = None  # of the 95% t-interval (None: one replicate)
+    test_acc_min: float = 0.0
+    test_acc_max: float = 0.0
 
 
 def segment_label(replicate: int, round_: int, scheme: str, replicates: int = 1) -> str:
@@ -81,14 +85,15 @@ def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
         groups[(seg.round, seg.scheme)].append(seg)
     rows = []
     for (round_, scheme), segs in sorted(groups.items()):
-        accs = [s.test_acc for s in segs]
+        accs = summarize([s.test_acc for s in segs])
         rows.append(RoundResult(
             round=round_, scheme=scheme,
             remaining=statistics.fmean(s.remaining for s in segs),
-            test_acc=statistics.fmean(accs), test_acc_std=_std(accs),
+            test_acc=accs.mean, test_acc_std=_std([s.test_acc for s in segs]),
             early_stop_iteration=statistics.fmean(s.early_stop_iteration for s in segs),
             best_val_acc=statistics.fmean(s.best_val_acc for s in segs),
-            replicates=len(segs),
+            replicates=len(segs), test_acc_half_width=accs.half_width,
+            test_acc_min=accs.minimum, test_acc_max=accs.maximum,
         ))
     return rows
 
@@ -103,33 +108,55 @@ def lottery_curves(rows: list[RoundResult]) -> dict[str, list[RoundResult]]:
     return curves
 
 
-def format_acc(mean: float, std: float, replicates: int) -> str:
+def format_acc(mean: float, half_width: float | None) -> str:
+    """``97.12`` or, with replicates, ``97.12±0.65`` (the 95% t-interval's half-width; no
+    space, so the results table fits 80 columns)."""
     text = f"{100 * mean:.2f}"
-    return f"{text} ± {100 * std:.2f}" if replicates > 1 else text
+    return text if half_width is None else f"{text}±{100 * half_width:.2f}"
+
+
+def format_range(low: float, high: float, replicates: int) -> str:
+    """The min–max range over replicates (the Lottery Ticket paper's error bars)."""
+    return f"{100 * low:.1f}–{100 * high:.1f}" if replicates > 1 else ""
 
 
 # Short headers: the table must fit 80 columns. "test %" is the test accuracy at the early-stop
-# iteration (lowest validation loss); "best val %" the highest validation accuracy seen.
-TABLE_HEADER = ("round", "scheme", "left %", "test %", "stop it", "best val %", "reps")
+# iteration (lowest validation loss): the mean, ± the 95% t-interval with replicates, whose
+# min–max is "range"; "best val %" the highest validation accuracy seen.
+TABLE_HEADER = ("round", "scheme", "left %", "test %", "range", "stop it", "best val %")
 
 
 def table_rows(rows: list[RoundResult]) -> list[tuple[str, ...]]:
     return [
         (str(r.round), r.scheme, f"{100 * r.remaining:.2f}",
-         format_acc(r.test_acc, r.test_acc_std, r.replicates),
-         f"{r.early_stop_iteration:.0f}", f"{100 * r.best_val_acc:.2f}", str(r.replicates))
+         format_acc(r.test_acc, r.test_acc_half_width),
+         format_range(r.test_acc_min, r.test_acc_max, r.replicates),
+         f"{r.early_stop_iteration:.0f}", f"{100 * r.best_val_acc:.2f}")
         for r in rows
     ]
+
+
+def table_caption(rows: list[RoundResult]) -> str:
+    """What the numbers are over: the replicates, or that no interval can be given."""
+    counts = sorted({r.replicates for r in rows})
+    if not counts or counts[-1] <= 1:
+        return f"test %: {NO_INTERVAL}"
+    many = f"{counts[0]}–{counts[-1]}" if len(counts) > 1 else str(counts[0])
+    return (f"{many} replicates: test % is the mean ± its 95% t-interval, range the min–max")
 
 
 def to_csv(rows: list[RoundResult]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["round", "scheme", "remaining", "test_acc", "test_acc_std",
+                     "test_acc_ci95_low", "test_acc_ci95_high", "test_acc_min", "test_acc_max",
                      "early_stop_iteration", "best_val_acc", "replicates"])
     for r in rows:
+        hw = r.test_acc_half_width
+        ci = ("", "") if hw is None else (f"{r.test_acc - hw:.6f}", f"{r.test_acc + hw:.6f}")
         writer.writerow([r.round, r.scheme, f"{r.remaining:.6f}", f"{r.test_acc:.6f}",
-                         f"{r.test_acc_std:.6f}", f"{r.early_stop_iteration:.1f}",
+                         f"{r.test_acc_std:.6f}", *ci, f"{r.test_acc_min:.6f}",
+                         f"{r.test_acc_max:.6f}", f"{r.early_stop_iteration:.1f}",
                          f"{r.best_val_acc:.6f}", r.replicates])
     return out.getvalue()
 
@@ -173,3 +200,29 @@ def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]
         "best": (f"{100 * best.test_acc:.2f}% ({best.scheme}, {100 * best.remaining:.1f}% left)"
                  if best else "-"),
     }, problems
+
+
+@dataclass(frozen=True)
+class RoundComparison:
+    round: int
+    remaining_a: float
+    remaining_b: float
+    paired: Paired | None  # None when the two schemes share no replicate in this round
+
+
+def compare_schemes(metrics: Iterable[dict[str, Any]], a: str, b: str) -> list[RoundComparison]:
+    """Scheme ``a`` against ``b`` at each pruned round, paired by replicate (they share θ0)."""
+    by_key = {(s.round, s.scheme, s.replicate): s for s in segment_results(metrics)}
+    rounds = sorted({k[0] for k in by_key if k[0] > 0 and k[1] in (a, b)})
+    found = []
+    for round_ in rounds:
+        a_segs = {k[2]: s for k, s in by_key.items() if k[:2] == (round_, a)}
+        b_segs = {k[2]: s for k, s in by_key.items() if k[:2] == (round_, b)}
+        if not a_segs or not b_segs:
+            continue
+        found.append(RoundComparison(
+            round_, statistics.fmean(s.remaining for s in a_segs.values()),
+            statistics.fmean(s.remaining for s in b_segs.values()),
+            paired(a, b, {r: s.test_acc for r, s in a_segs.items()},
+                   {r: s.test_acc for r, s in b_segs.items()})))
+    return found

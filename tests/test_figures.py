@@ -62,7 +62,9 @@ def test_lottery_points_are_early_stop_means_and_stds_over_replicates(tmp_path):
             row = table[(round_, scheme)]
             assert point.x == pytest.approx(100 * row.remaining)
             assert point.mean == pytest.approx(100 * row.test_acc)
-            assert point.std == pytest.approx(100 * row.test_acc_std)
+            assert point.half_width == pytest.approx(100 * row.test_acc_half_width)
+            assert (point.minimum, point.maximum) == pytest.approx(
+                (100 * row.test_acc_min, 100 * row.test_acc_max))
             assert point.samples == 3
 
 
@@ -74,9 +76,14 @@ def test_figure_has_log_x_reversed_one_line_per_scheme_with_markers_and_bands(tm
     left, right = lottery.get_xlim()
     assert left > 100 > 0.8 ** 3 * 100 > right  # dense on the left, pruning to the right
     assert legend_labels(lottery) == list(SCHEMES)
-    markers = [line.get_marker() for line in lottery.get_lines()]
-    assert len(set(markers)) == len(SCHEMES)  # told apart without colour
-    assert len(lottery.collections) == len(SCHEMES)  # a ± std band per scheme
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    curves = [line for line in lottery.get_lines() if not line.get_label().startswith("_")]
+    assert len({line.get_marker() for line in curves}) == len(SCHEMES)  # told apart sans colour
+    bands = [c for c in lottery.collections if isinstance(c, PolyCollection)]
+    bars = [c for c in lottery.collections if isinstance(c, LineCollection)]
+    assert len(bands) == len(SCHEMES)  # a 95% t-interval band per scheme
+    assert len(bars) == len(SCHEMES)  # min–max error bars per scheme
     assert "log" in lottery.get_xlabel() and "%" in lottery.get_ylabel()
     # Round 2's curves: accuracy against iteration, the mean of the replicates.
     assert legend_labels(during) == list(SCHEMES)
@@ -110,9 +117,10 @@ def test_a_sweep_setting_pools_its_seeds_into_one_line_with_a_band(tmp_path):
     assert [s.label for s in sources] == ["mnist", "fashion"]
     assert len(sources[0].metrics) == 2
     points = figures.lottery_points(sources[0])["keep"]
-    assert all(p.samples == 2 and p.std > 0 for p in points)
+    assert all(p.samples == 2 and p.half_width > 0 and p.maximum > p.minimum for p in points)
     ax = figures.build_figure(sources).axes[0]
-    assert len(ax.collections) == len(SCHEMES)  # bands for mnist (2 seeds) only
+    # a band and min–max bars for mnist (2 seeds) only
+    assert len(ax.collections) == 2 * len(SCHEMES)
 
 
 def test_a_sweep_run_not_created_yet_is_skipped_and_the_others_keep_their_own_schemes(

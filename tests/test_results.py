@@ -28,11 +28,26 @@ def test_early_stop_is_the_lowest_validation_loss():
     assert (seg.early_stop_iteration, seg.test_acc, seg.best_val_acc) == (200, 0.94, 0.95)
 
 
-def test_replicates_give_mean_and_std():
+def test_replicates_give_mean_interval_and_range():
     dense, rewind = results.round_results(ROWS)
     assert dense.replicates == 2 and dense.test_acc == pytest.approx((0.94 + 0.92) / 2)
     assert rewind.test_acc_std == pytest.approx(0.01414, abs=1e-4)
-    assert results.format_acc(rewind.test_acc, rewind.test_acc_std, 2) == "96.00 ± 1.41"
+    # 95% t-interval with one degree of freedom: t = 12.706, half-width t * s / sqrt(n)
+    assert rewind.test_acc_half_width == pytest.approx(12.7062 * 0.0141421 / 2 ** 0.5, rel=1e-4)
+    assert (rewind.test_acc_min, rewind.test_acc_max) == pytest.approx((0.95, 0.97))
+    row = dict(zip(results.TABLE_HEADER, results.table_rows([rewind])[0], strict=True))
+    assert (row["test %"], row["range"]) == ("96.00±12.71", "95.0–97.0")
+    assert "2 replicates" in results.table_caption([dense, rewind])
+
+
+def test_one_replicate_says_no_interval_can_be_given():
+    rows = results.round_results([r for r in ROWS if r["replicate"] == 0])
+    assert all(r.test_acc_half_width is None for r in rows)
+    assert [row[3:5] for row in results.table_rows(rows)] == [("94.00", ""), ("97.00", "")]
+    assert "no interval can be given" in results.table_caption(rows)
+    csv = results.to_csv(rows).splitlines()
+    assert csv[0].split(",")[5:7] == ["test_acc_ci95_low", "test_acc_ci95_high"]
+    assert csv[1].split(",")[5:7] == ["", ""]
 
 
 def test_lottery_curves_start_at_the_dense_point():

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from prunetui import results
+from prunetui import precision, results
 from prunetui.events import (
     Checkpointed,
     Evaluated,
@@ -72,7 +72,8 @@ class RichRunView(EventView):
             self.run_task = p.add_task("run", total=segments, info=event.name)
             self.segment_task = p.add_task("segment", total=event.iterations_per_round, info="")
             verb = "Resuming" if event.resumed else "Running"
-            self.console.print(f"{verb} {event.run_dir} on {event.device}")
+            self.console.print(f"{verb} {event.run_dir} on {event.device}, "
+                               f"precision {precision.label(event.precision)}")
             if event.cpu:
                 self.console.print(event.cpu, highlight=False)
         elif isinstance(event, SegmentStarted) and self.segment_task is not None:
@@ -115,7 +116,8 @@ class PlainRunView(EventView):
         if isinstance(event, RunStarted):
             self.replicates = event.replicates
             verb = "resuming" if event.resumed else "starting"
-            self._line(f"{verb} {event.run_dir} on {event.device}: {event.rounds} rounds x "
+            self._line(f"{verb} {event.run_dir} on {event.device}, precision "
+                       f"{precision.label(event.precision)}: {event.rounds} rounds x "
                        f"{', '.join(event.schemes)}, {event.iterations_per_round} iterations each")
             if event.cpu:
                 self._line(event.cpu)
@@ -140,11 +142,31 @@ class PlainRunView(EventView):
 
 
 def results_table(rows: Sequence[results.RoundResult], title: str = "") -> Table:
-    table = Table(title=title or None)
+    table = Table(title=title or None, caption=results.table_caption(list(rows)))
     for i, name in enumerate(results.TABLE_HEADER):
-        table.add_column(name, justify="left" if i == 1 else "right")
+        table.add_column(name, justify="left" if i == 1 else "right", no_wrap=i != 1)
     for row in results.table_rows(list(rows)):
         table.add_row(*row)
+    return table
+
+
+def paired_table(found: Sequence[results.RoundComparison], a: str, b: str) -> Table:
+    """``report --compare-schemes A B``: the paired difference per round and a verdict."""
+    table = Table(title=f"{a} minus {b}, test % at early stop, paired by replicate",
+                  caption="no clear difference whenever the 95% interval contains 0")
+    for name in ("round", "left %", "mean diff", "95% interval", "n", "verdict"):
+        table.add_column(name, justify="left" if name == "verdict" else "right",
+                         no_wrap=name == "verdict")
+    for c in found:
+        d = c.paired.difference if c.paired else None
+        interval = "" if d is None or d.low is None else \
+            f"{100 * d.low:+.2f} to {100 * d.high:+.2f}"
+        left = f"{100 * c.remaining_a:.2f}"
+        if abs(c.remaining_a - c.remaining_b) > 5e-5:
+            left += f" / {100 * c.remaining_b:.2f}"
+        table.add_row(str(c.round), left, "" if d is None else f"{100 * d.mean:+.2f}",
+                      interval, "0" if d is None else str(d.n),
+                      c.paired.verdict if c.paired else "no shared replicate")
     return table
 
 

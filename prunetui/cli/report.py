@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="also measure file size and latency per round (prunetui export)")
     report.add_argument("--scheme", help="with --size: the scheme to measure (default: that "
                         "of the default export choice)")
+    report.add_argument("--compare-schemes", nargs=2, metavar=("A", "B"),
+                        help="per round, scheme A minus scheme B paired by replicate: the mean "
+                        "difference, its 95%% t-interval and a verdict")
     add_arguments(report)
     report.set_defaults(func=cmd_report)
 
@@ -83,8 +86,23 @@ def _report_run(run: store.RunDir, args: argparse.Namespace) -> int:
     if not args.no_plot and len({r.round for r in rows}) > 1:
         width = min(out.width, 100)
         out.print(Text.from_ansi(lottery_plot(rows, width, 20)))
+    if args.compare_schemes and (code := _compare(metrics, *args.compare_schemes)) != EXIT_OK:
+        return code
     if args.size:
         from prunetui.cli.export import size_report
 
         return size_report(args.run, args.scheme, plot=not args.no_plot)
+    return EXIT_OK
+
+
+def _compare(metrics: list[dict], a: str, b: str) -> int:
+    """The paired comparison of two schemes, one row per pruned round."""
+    from prunetui.cli.render import paired_table
+
+    found = results.compare_schemes(metrics, a, b)
+    if not found:
+        schemes = sorted({r["scheme"] for r in metrics if r["round"] > 0})
+        return error(err_console(), f"no round has both {a!r} and {b!r}; this run's schemes "
+                     f"are: {', '.join(schemes) or 'none yet'}.", EXIT_USAGE)
+    console().print(paired_table(found, a, b))
     return EXIT_OK

@@ -105,8 +105,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return error(err, f"{type(e).__name__}: {e}", EXIT_RUNTIME)
     rows = sweeps.comparison(sweep)
     if rows:
-        out.print(comparison_table(rows, f"{sweep.name}: test % at early stop, mean ± std "
-                                   "over seeds"))
+        out.print(comparison_table(rows, f"{sweep.name}: test % at early stop over seeds, "
+                                   "mean ± 95% t-interval, and min–max"))
     bad = {n: s for n, s in states.items() if s != store.FINISHED}
     if bad:
         out.print(f"Not finished: {', '.join(f'{n} ({s})' for n, s in bad.items())}. Run the "
@@ -214,7 +214,7 @@ def report_sweep(path: Path, csv: str | None, plot: bool) -> int:
         return error(err, f"{path} has no evaluations yet.", EXIT_USAGE)
     finished = sum(r.read_status().state == store.FINISHED for r in runs)
     out.print(comparison_table(rows, f"{sweep.name} ({finished}/{len(runs)} runs finished): "
-                               "test % at early stop, mean ± std over seeds"))
+                               "test % at early stop over seeds: mean ± 95% t-interval, min–max"))
     if csv:
         try:
             store.atomic_write_text(Path(csv), sweeps.comparison_csv(rows))

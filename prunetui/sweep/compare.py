@@ -1,5 +1,6 @@
-"""A sweep's comparison across settings: mean ± std over seeds at each level of weights left,
-as rows, a table, CSV and one curve per setting and scheme."""
+"""A sweep's comparison across settings: over seeds at each level of weights left, the mean, its
+95% t-interval and the min–max range, as rows, a table, CSV and one curve per setting and
+scheme."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from prunetui import config, results, store
 from prunetui.segments import round_owners
+from prunetui.stats import summarize
 from prunetui.sweep.folder import SweepDir
 
 
@@ -21,6 +23,9 @@ class ComparisonRow:
     mean: float  # test accuracy at early stop, over seeds (and replicates)
     std: float
     seeds: int
+    half_width: float | None = None  # of the 95% t-interval (None: one sample)
+    minimum: float = 0.0
+    maximum: float = 0.0
 
 
 def comparison(sweep: SweepDir) -> list[ComparisonRow]:
@@ -48,42 +53,50 @@ def comparison(sweep: SweepDir) -> list[ComparisonRow]:
     rows = []
     for (setting, scheme, round_), segs in groups.items():
         accs = [s.test_acc for s in segs]
+        found = summarize(accs)
         rows.append(ComparisonRow(
             setting=setting, scheme=scheme, round=round_,
             remaining=statistics.fmean(s.remaining for s in segs),
-            mean=statistics.fmean(accs), std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            seeds=len(accs)))
+            mean=found.mean, std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            seeds=len(accs), half_width=found.half_width, minimum=found.minimum,
+            maximum=found.maximum))
     return sorted(rows, key=lambda r: (order.index(r.setting),
                                        schemes_of[r.setting].index(r.scheme), r.round))
 
 
 def comparison_table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells: one row per setting and round, one column per scheme (mean ± std)."""
+    """Header and cells: one row per setting and round, two columns per scheme (mean ± the 95%
+    t-interval, and the min–max range)."""
     schemes = list(dict.fromkeys(r.scheme for r in rows))
     cells: dict[tuple[str, int], dict[str, ComparisonRow]] = defaultdict(dict)
     for r in rows:
         cells[(r.setting, r.round)][r.scheme] = r
-    header = ["setting", "round", "left %", *schemes, "n"]
+    header = ["setting", "round", "left %",
+              *(name for s in schemes for name in (s, f"{s} range")), "n"]
     body = []
     for (setting, round_), by_scheme in cells.items():
         first = next(iter(by_scheme.values()))
         body.append([setting, str(round_), f"{100 * first.remaining:.1f}",
-                     *(_acc(by_scheme.get(s)) for s in schemes),
+                     *(cell for s in schemes for cell in _acc(by_scheme.get(s))),
                      str(max(r.seeds for r in by_scheme.values()))])
     return header, body
 
 
-def _acc(row: ComparisonRow | None) -> str:
+def _acc(row: ComparisonRow | None) -> tuple[str, str]:
     if row is None:
-        return ""
-    # Compact (no spaces around ±) so four schemes fit 80 columns.
-    return results.format_acc(row.mean, row.std, row.seeds).replace(" ± ", "±")
+        return "", ""
+    return (results.format_acc(row.mean, row.half_width),
+            results.format_range(row.minimum, row.maximum, row.seeds))
 
 
 def comparison_csv(rows: list[ComparisonRow]) -> str:
-    lines = ["setting,scheme,round,remaining,test_acc_mean,test_acc_std,seeds"]
-    lines += [f"{r.setting},{r.scheme},{r.round},{r.remaining:.6f},{r.mean:.6f},{r.std:.6f},"
-              f"{r.seeds}" for r in rows]
+    lines = ["setting,scheme,round,remaining,test_acc_mean,test_acc_std,test_acc_ci95_low,"
+             "test_acc_ci95_high,test_acc_min,test_acc_max,seeds"]
+    for r in rows:
+        ci = ",".join(("", "") if r.half_width is None else
+                      (f"{r.mean - r.half_width:.6f}", f"{r.mean + r.half_width:.6f}"))
+        lines.append(f"{r.setting},{r.scheme},{r.round},{r.remaining:.6f},{r.mean:.6f},"
+                     f"{r.std:.6f},{ci},{r.minimum:.6f},{r.maximum:.6f},{r.seeds}")
     return "\n".join(lines) + "\n"
 
 

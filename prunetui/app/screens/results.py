@@ -113,9 +113,14 @@ The charts and results table of a run (or of two runs, A and B, compared on the 
         table.clear(columns=True)
         header = (("run",) if letters else ()) + results.TABLE_HEADER
         table.add_columns(*header)
+        captions = []
         for i, d in enumerate(self.data):
-            for row in results.table_rows(d.round_results()):
+            rows = d.round_results()
+            for row in results.table_rows(rows):
                 table.add_row(*(((letters[i],) if letters else ()) + row))
+            captions.append(f"{letters[i] + ': ' if letters else ''}"
+                            f"{results.table_caption(rows)}")
+        table.border_subtitle = "; ".join(captions)
 
     def _warnings(self) -> str:
         """One line naming what is damaged (config, lines skipped); notified when new."""
