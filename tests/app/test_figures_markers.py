@@ -51,6 +51,18 @@ def test_schemes_and_compared_runs_get_distinct_markers():
     assert not set(SCHEME_MARKERS[0].values()) & set(SCHEME_MARKERS[1].values())
 
 
+def test_late_rewinds_drawn_together_get_distinct_markers():
+    # One rule for every chart: rewind:K schemes take the extra markers in order of K among
+    # the schemes drawn together (by a fixed hash, rewind:500 and rewind:1000 collided).
+    schemes = ("rewind:1000", "rewind", "rewind:100", "rewind:500", "rewind:2000")
+    for run_index in (0, 1):
+        late = [scheme_marker(s, run_index, schemes) for s in schemes if s != "rewind"]
+        assert len(set(late)) == 4
+        assert not set(late) & set(SCHEME_MARKERS[run_index].values())
+        assert [scheme_marker(s, run_index, reversed(schemes)) for s in schemes if ":" in s] \
+            == late  # the order they are listed in does not matter
+
+
 async def test_lottery_chart_draws_each_scheme_with_its_marker(models, tmp_path):
     run = fake_run(models, "one")
     data = RunData(run)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from prunetui import export, store
+import io
+
+import pytest
+from rich.console import Console
+from textual import constants
+from textual.widgets import DataTable
+
+from prunetui import export, footprint, store
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.footprint import ExportScreen, FootprintScreen
 from prunetui.app.screens.runs import RunsScreen
+from prunetui.sizecolumns import SIZE_COLUMNS, latency_columns
 from tests.app.conftest import SIZE, tiny_config, wait_for
 
 
@@ -32,8 +40,8 @@ async def test_size_view_and_export_dialog(models, mnist_root, tmp_path, monkeyp
         view = app.screen
         await wait_for(pilot, lambda: len(view.rows) == 2 or view.error, 120, "measurements")
         assert not view.error
-        table = view.query_one("#footprint-table")
-        assert table.row_count == 2
+        assert view.query_one("#footprint-sizes").row_count == 2
+        assert view.query_one("#footprint-latency").row_count == 2
         assert [r.round for r in view.rows] == [0, 1]
         assert view.rows[1].sizes["sparse"] < view.rows[0].sizes["sparse"]
         assert view.query_one("#footprint-progress").progress == 2
@@ -62,3 +70,54 @@ async def test_size_view_and_export_dialog(models, mnist_root, tmp_path, monkeyp
         await wait_for(pilot, lambda: isinstance(app.screen, FootprintScreen), 5, "the view")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "Runs")
+
+
+def wide_rows() -> list[footprint.Footprint]:
+    """Twelve rounds with cells as wide as a LightCNN-9 run makes them (MiB files, seconds)."""
+    backends = ("dense", "scipy-csr", "shrunk")
+    return [footprint.Footprint(
+        round=r, scheme="rewind", remaining=0.8 ** r, test_acc=0.9876, compression=1.25 ** r,
+        speedup=1.2 ** r, sizes={"sparse": 21_000_000, "dense": 21_000_000, "shrunk": None},
+        latency={("cpu", b, n): 1.234567 * n / 256 for b in backends for n in (1, 256)})
+        for r in range(12)]
+
+
+def screen_text(app) -> str:
+    """The screen as plain text, as a terminal without colour shows it."""
+    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(),
+                      force_terminal=True, color_system=None, record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text(styles=False)
+
+
+@pytest.mark.parametrize("colors", ["256", "none"])
+async def test_size_view_fits_80x24_without_colour(colors, models, tmp_path, monkeypatch):
+    """Both tables fit 80 columns (no horizontal scrolling, every column shown), in a
+    256-colour terminal and with NO_COLOR."""
+    monkeypatch.setattr(constants, "COLOR_SYSTEM", "256" if colors == "256" else "standard")
+    if colors == "none":
+        monkeypatch.setenv("NO_COLOR", "1")
+    run = store.new_run(tiny_config(tmp_path), models, "wide")
+    rows = wide_rows()
+    monkeypatch.setattr(footprint, "run_footprints", lambda *a, **k: ("rewind", rows))
+    app = PruneApp(models_dir=models, data_root=tmp_path, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color == (colors == "none")
+        await app.push_screen(FootprintScreen(run))
+        view = app.screen
+        await wait_for(pilot, lambda: len(view.rows) == len(rows) or view.error, 10, "rows")
+        await pilot.pause()
+        sizes = view.query_one("#footprint-sizes", DataTable)
+        latency = view.query_one("#footprint-latency", DataTable)
+        assert [str(c.label) for c in sizes.ordered_columns] == list(SIZE_COLUMNS)
+        assert [str(c.label) for c in latency.ordered_columns] == ["round", *latency_columns()]
+        for table in (sizes, latency):
+            assert table.row_count == len(rows)
+            assert table.region.right <= 80
+            assert table.virtual_size.width <= table.scrollable_content_region.width, table.id
+            assert not table.show_horizontal_scrollbar, table.id
+            assert table.size.height >= 3  # a header and rows, scrolled vertically
+        text = screen_text(app)
+        for label in (*SIZE_COLUMNS, *latency_columns()):
+            assert label in text, label
+        assert "20,507.8" in text and "1,234,567" in text  # the widest cells, unclipped

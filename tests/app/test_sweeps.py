@@ -10,6 +10,7 @@ from prunetui import sweep as sweeps
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.runs import RunsScreen
 from prunetui.app.screens.sweeps import MeansChart, SweepScreen
+from prunetui.app.widgets.charts import scheme_marker
 from tests.app.conftest import SIZE, wait_for
 
 # Test accuracy at early stop per (dataset, seed) and round; one scheme, one round of pruning.
@@ -62,13 +63,38 @@ async def test_a_sweep_is_a_group_and_opens_its_comparison(tmp_path, models):
         await wait_for(pilot, lambda: screen.rows is not None, 10, "its comparison")
         table = screen.query_one("#sweep-table")
         cells = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        # mean ± sample std over the two seeds, in percent
-        assert cells == [["mnist", "0", "100.0", "85.00±7.07", "2"],
-                         ["", "1", "80.0", "88.00±5.66", "2"],
-                         ["fashion-mnist", "0", "100.0", "71.00±1.41", "2"],
-                         ["", "1", "80.0", "63.00±4.24", "2"]]
+        # mean ± the 95% t-interval over the two seeds (t = 12.706 with one degree of
+        # freedom: 85±63.53 is 12.706 x 7.07 / sqrt 2), then the min–max range, in percent
+        assert cells == [["mnist", "0", "100.0", "85.00±63.53", "80.0–90.0", "2"],
+                         ["", "1", "80.0", "88.00±50.82", "84.0–92.0", "2"],
+                         ["fashion-mnist", "0", "100.0", "71.00±12.71", "70.0–72.0", "2"],
+                         ["", "1", "80.0", "63.00±38.12", "60.0–66.0", "2"]]
         chart = screen.query_one(MeansChart)
         await wait_for(pilot, lambda: chart.builds > 0, 5, "the chart")
         assert {r.setting for r in chart.rows} == {"mnist", "fashion-mnist"}
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "Runs again")
+
+
+async def test_sweep_chart_tells_schemes_apart_by_marker(tmp_path, models, monkeypatch):
+    """One setting, three schemes: three markers (those of the run charts), so the lines stay
+    apart in a terminal without colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    rows = [sweeps.ComparisonRow(setting="mnist", scheme=scheme, round=r, remaining=0.8 ** r,
+                                 mean=acc - 0.01 * r * k, std=0.01, seeds=2)
+            for k, (scheme, acc) in enumerate((("keep", 0.97), ("reinit", 0.95),
+                                               ("rewind", 0.98)))
+            for r in range(4)]
+    app = PruneApp(models_dir=models, data_root=tmp_path, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        chart = MeansChart()
+        await app.screen.mount(chart)
+        chart.show_rows(rows)
+        await pilot.pause(0.2)
+        text = chart.render().plain  # the plot as characters, colours dropped
+        markers = {s: scheme_marker(s) for s in ("keep", "reinit", "rewind")}
+        assert len(set(markers.values())) == 3
+        for scheme, marker in markers.items():  # legend: "oo mnist keep", "xx mnist reinit", ...
+            assert f"{marker}{marker} mnist {scheme}" in text, scheme
+            assert 3 * marker in text, scheme  # and the line itself is drawn with it

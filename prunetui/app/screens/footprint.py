@@ -20,20 +20,26 @@ from textual.worker import get_current_worker
 
 from prunetui import store
 from prunetui.app.widgets.footer import StableFooter
-from prunetui.sizecolumns import LATENCY_BACKENDS, SIZE_FORMATS, kib, micros
+from prunetui.sizecolumns import (
+    SIZE_COLUMNS,
+    SIZE_FORMATS,
+    latency_cells,
+    latency_columns,
+    size_cells,
+)
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
 
 
 class FootprintScreen(Screen):
-    """One row per round of a scheme: weights left, accuracy, compression, file sizes,
-    latency at batch 1 and 256 (CPU, and GPU when present)."""
+    """One row per round of a scheme in two stacked tables that each fit 80 columns: weights
+    left, accuracy, compression and file sizes; then CPU latency at batch 1 and 256."""
 
     HELP = """\
 # Size and speed
 File size of each export format and inference latency of every round of one scheme, measured
-in a worker (the table of `prunetui report RUN --size`).
+in a worker (the tables of `prunetui report RUN --size`): sizes first, CPU latency below.
 
 | key | does |
 | --- | --- |
@@ -57,15 +63,19 @@ in a worker (the table of `prunetui report RUN --size`).
         yield ProgressBar(id="footprint-progress", show_eta=False)
         yield Static("Measuring file sizes and latency, round by round...",
                      id="footprint-status")
-        yield DataTable(id="footprint-table", zebra_stripes=True, cursor_type="row")
+        yield Label("File size (KiB)", classes="footprint-caption")
+        yield DataTable(id="footprint-sizes", zebra_stripes=True, cursor_type="row")
+        yield Label("CPU latency (µs, median per call) at batch 1 and 256",
+                    classes="footprint-caption")
+        yield DataTable(id="footprint-latency", zebra_stripes=True, cursor_type="row")
         yield StableFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for col in ("round", "left %", "test %", "compr.", "speedup",
-                    *(f"{f} KiB" for f in SIZE_FORMATS),
-                    *(f"b{b} {label} µs" for b in (1, 256) for label, _ in LATENCY_BACKENDS)):
-            table.add_column(col, key=col)
+        for table_id, columns in (("#footprint-sizes", SIZE_COLUMNS),
+                                  ("#footprint-latency", ("round", *latency_columns()))):
+            table = self.query_one(table_id, DataTable)
+            for col in columns:
+                table.add_column(col, key=col)
         self.measure()
 
     @work(thread=True, exclusive=True, group="footprint", exit_on_error=False)
@@ -97,20 +107,19 @@ in a worker (the table of `prunetui report RUN --size`).
 
     def _show(self, scheme: str, rows: list[Footprint]) -> None:
         self.scheme, self.rows = scheme, rows
-        table = self.query_one(DataTable)
-        table.clear()
+        sizes = self.query_one("#footprint-sizes", DataTable)
+        latency = self.query_one("#footprint-latency", DataTable)
+        sizes.clear()
+        latency.clear()
         for r in rows:
-            table.add_row(
-                str(r.round), f"{100 * r.remaining:.1f}", f"{100 * r.test_acc:.2f}",
-                f"{r.compression:.1f}x", f"{r.speedup:.1f}x",
-                *(kib(r.sizes.get(f)) for f in SIZE_FORMATS),
-                *(micros(r.latency.get(("cpu", backend, b))) for b in (1, 256)
-                  for _, backend in LATENCY_BACKENDS))
+            sizes.add_row(*size_cells(r))
+            latency.add_row(str(r.round), *latency_cells(r))
+        self.query_one(ProgressBar).display = False
         gpu = any(d == "cuda" for r in rows for d, _, _ in r.latency)
         self.query_one("#footprint-status", Static).update(
-            f"Scheme {scheme}. CPU latency, median per call"
-            f"{' (GPU timings: prunetui report --size)' if gpu else ''}; sparse = scipy CSR "
-            "(LeNet; LightCNN loads sparse files into dense convolutions). e exports a round.")
+            f"Scheme {scheme}. sparse = scipy CSR (LeNet; LightCNN loads sparse files into "
+            f"dense convolutions).{' GPU timings: prunetui report --size.' if gpu else ''} "
+            "e exports a round.")
 
     def action_close(self) -> None:
         self.workers.cancel_group(self, "footprint")

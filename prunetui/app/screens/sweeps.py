@@ -1,5 +1,6 @@
-"""A sweep's comparison: per setting, mean ± std over seeds of the test accuracy at each level
-of weights left (the table of ``prunetui report models/<sweep>``) and a chart of the means.
+"""A sweep's comparison: per setting, over seeds, the test accuracy's mean ± 95% t-interval and
+min–max at each level of weights left (the table of ``prunetui report models/<sweep>``) and a
+chart of the means.
 Read from the sweep's run directories in a worker, again every few seconds while runs train.
 """
 
@@ -18,17 +19,19 @@ from textual.worker import get_current_worker
 from prunetui import results
 from prunetui import sweep as sweeps
 from prunetui.app.screens.base import toggle_zoom
-from prunetui.app.widgets.charts import Chart, scheme_color, y_limits
+from prunetui.app.widgets.charts import Chart, scheme_marker, y_limits
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
 
 POLL_S = 2.0
-SETTING_MARKERS = ("hd", "dot", "x", "+", "o", "*", "#", "@", "%", "&")
+# Named ANSI colours (they survive 256-colour terminals), one per setting in order.
+SETTING_COLORS = ("cyan+", "yellow+", "magenta+", "green+", "blue+", "red+", "white", "orange")
 
 
 class MeansChart(Chart):
     """Mean test accuracy at early stop vs % weights left: one line per setting and scheme
-    (colour = scheme, marker = setting)."""
+    (marker = scheme, as on every chart, so lines stay apart without colour; colour = setting,
+    which the legend also names)."""
 
     EMPTY = "sweep: no round yet"
 
@@ -45,11 +48,12 @@ class MeansChart(Chart):
         if not rows:
             return False
         settings = list(dict.fromkeys(r.setting for r in rows))
+        schemes = {r.scheme for r in rows}
         for label, points in sweeps.comparison_curves(rows).items():
-            marker = SETTING_MARKERS[settings.index(points[0].setting) % len(SETTING_MARKERS)]
+            color = SETTING_COLORS[settings.index(points[0].setting) % len(SETTING_COLORS)]
             plt.plot([results.pruning_axis(p.remaining) for p in points],
-                     [100 * p.mean for p in points], label=label,
-                     color=scheme_color(points[0].scheme), marker=marker)
+                     [100 * p.mean for p in points], label=label, color=color,
+                     marker=scheme_marker(points[0].scheme, among=schemes))
         ticks, labels = results.percent_ticks((r.remaining for r in rows),
                                               most=max(2, self.size.width // 8))
         plt.xticks(ticks, labels)
@@ -64,9 +68,11 @@ class SweepScreen(Screen):
     HELP = """\
 # Sweep
 Every setting of the sweep (the values it varies, seeds aside): the test accuracy at the
-early-stop iteration, mean ± std over the setting's seeds, at each level of weights left; and
-the chart of those means (colour: scheme, marker: setting). Resume or extend a sweep with
-`prunetui sweep SWEEP.toml`; its runs are listed under it on the Runs screen.
+early-stop iteration over the setting's seeds (the mean ± its 95% t-interval, and the min–max
+range) at each level of weights left; and
+the chart of those means (marker: scheme, as on the run charts; colour: setting). Resume or
+extend a sweep with `prunetui sweep SWEEP.toml`; its runs are listed under it on the Runs
+screen.
 
 | key | does |
 | --- | --- |

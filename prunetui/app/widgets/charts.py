@@ -12,12 +12,12 @@ highest point so that dips and peaks stay visible.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from prunetui import results
+from prunetui import config, results
 from prunetui.app.rundata import RunData
 
 MIN_INTERVAL = 0.5
@@ -28,7 +28,8 @@ SCHEME_COLORS = {
 }
 EXTRA_COLORS = ("cyan+", "yellow+", "orange", "magenta", "cyan", "blue")
 # Markers tell the schemes apart without colour (256 colours over SSH, colour-blind users),
-# as in the CLI report; the second run of a comparison gets a second set.
+# as in the CLI report; the second run of a comparison gets a second set. Every chart (run
+# charts and the sweep comparison) takes its markers from scheme_marker.
 SCHEME_MARKERS = (
     {"dense": "hd", "keep": "o", "reinit": "x", "rewind": "+", "random-mask": "*"},
     {"dense": "dot", "keep": "@", "reinit": "%", "rewind": "#", "random-mask": "="},
@@ -42,12 +43,23 @@ def scheme_color(scheme: str) -> str:
     return EXTRA_COLORS[sum(map(ord, scheme)) % len(EXTRA_COLORS)]
 
 
-def scheme_marker(scheme: str, run_index: int = 0) -> str:
+def scheme_marker(scheme: str, run_index: int = 0, among: Iterable[str] = ()) -> str:
+    """The marker of ``scheme``'s lines, the same on every chart: fixed for the base schemes;
+    the others (``rewind:K``) take the extra markers in order of K among themselves and the
+    schemes of ``among`` (those drawn on the same chart), so that up to four of them differ.
+    ``run_index`` 1 (the B run of a comparison) gets a second, disjoint set."""
     markers = SCHEME_MARKERS[run_index % 2]
     if scheme in markers:
         return markers[scheme]
+    others = sorted({s for s in (*among, scheme) if s not in markers}, key=extra_order)
     extra = EXTRA_MARKERS[run_index % 2]
-    return extra[sum(map(ord, scheme)) % len(extra)]
+    return extra[others.index(scheme) % len(extra)]
+
+
+def extra_order(scheme: str) -> tuple[bool, int, str]:
+    """``rewind:K`` schemes by K, then any other name."""
+    k = config.rewind_iteration(scheme)
+    return (k is None, k or 0, scheme)
 
 
 def y_limits(values: Sequence[float]) -> tuple[float, float]:
@@ -145,7 +157,7 @@ class AccuracyChart(Chart):
                 pts = decimate(points, most)
                 xs, ys = [p[0] for p in pts], [p[1] for p in pts]
                 plt.plot(xs, ys, label=self.label(i, scheme), color=scheme_color(scheme),
-                         marker=scheme_marker(scheme, i))
+                         marker=scheme_marker(scheme, i, run.schemes))
                 ys_all += ys
             round_ = r
         if not ys_all:
@@ -173,7 +185,7 @@ class LotteryChart(Chart):
                 remainings += [r.remaining for r in rows]
                 ys_all += ys
                 plt.plot(xs, ys, label=self.label(i, scheme), color=scheme_color(scheme),
-                         marker=scheme_marker(scheme, i))
+                         marker=scheme_marker(scheme, i, run.schemes))
         if not remainings:
             return False
         ticks, labels = results.percent_ticks(remainings, most=max(2, self.size.width // 8))
