@@ -22,8 +22,8 @@ from pathlib import Path
 
 from prunetui import store
 from prunetui.detach import LOG_FILE, start_run_process
+from prunetui.exitcodes import EXIT_USAGE
 
-EXIT_USAGE = 2  # ``prunetui run``: bad input (e.g. missing data); starting again cannot help
 POLL_S = 0.5
 DEFAULT_RETRIES = 2
 FINISHED_ALREADY, RUNNING_ELSEWHERE = "finished already", "running in another process"

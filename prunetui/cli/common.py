@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from prunetui.exitcodes import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
+
 if TYPE_CHECKING:
     from prunetui import store
-
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def console(stderr: bool = False, highlight: bool = True) -> Console:
@@ -44,3 +44,7 @@ def warn_lines(err: Console, run: store.RunDir, problems: list[store.LineProblem
     elif problems:
         err.print(f"[yellow]warning:[/] see: prunetui check {escape(str(run.path))}",
                   highlight=False)
+
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "console", "err_console",
+           "error", "warn_lines"]
