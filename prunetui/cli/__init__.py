@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         data,
         export,
         logs,
+        predict,
         prepare,
         presets,
         report,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.register(sub)
     report.register(sub)
     prepare.register(sub)
+    predict.register(sub)
     data.register(sub)
     presets.register(sub)
     logs.register(sub)

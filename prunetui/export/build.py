@@ -81,6 +81,24 @@ def _face_names(root: str) -> tuple[str, ...] | None:
     return label_order(split)
 
 
+def face_preparation(src: Source) -> dict[str, Any] | None:
+    """The settings ``prunetui prepare`` made the run's faces with (margin, output size,
+    minimum face size and confidence), from the report it left in ``data.root``; None for
+    other datasets or when the report is missing or has none."""
+    if src.cfg.data.dataset != "faces":
+        return None
+    import json
+
+    from prunetui.data.prepare.report import REPORT_FILE
+
+    try:
+        doc = json.loads((Path(src.cfg.data.root) / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    settings = doc.get("settings") if isinstance(doc, dict) else None
+    return dict(settings) if isinstance(settings, dict) and settings else None
+
+
 @dataclass
 class Exported:
     data: bytes
@@ -104,7 +122,7 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         "torch_version": torch.__version__, "format": fmt, "arch": src.cfg.model.arch,
         "input_shape": list(src.input_shape()), "num_classes": src.num_classes(),
         "input_normalization": normalization or input_normalization(src),
-        "class_names": class_names(src),
+        "class_names": class_names(src), "face_preparation": face_preparation(src),
     }
     header: dict[str, Any] = {"meta": meta, "encoded": {}}
     tensors: dict[str, torch.Tensor] = {}
@@ -147,4 +165,4 @@ def export(src: Source, fmt: str, out: str | Path) -> Exported:
 
 
 __all__ = ["Exported", "build_export", "chain_of", "class_names", "export",
-           "input_normalization"]
+           "face_preparation", "input_normalization"]

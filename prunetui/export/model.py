@@ -34,6 +34,13 @@ class PrunedModel(nn.Module):
         """Class names in label order (``str(index)`` for files exported without them)."""
         return meta_class_names(self.meta)
 
+    @property
+    def face_preparation(self) -> dict[str, Any] | None:
+        """How ``prunetui prepare`` cut the training faces (its settings: margin, output size,
+        minimum face size and confidence...); None for other datasets and older exports."""
+        recorded = self.meta.get("face_preparation")
+        return dict(recorded) if isinstance(recorded, dict) and recorded else None
+
     def prepare(self, images: Any) -> torch.Tensor:
         """Model input from images, by the run's evaluation transform (see export/inputs.py):
         gray, resized to ``data.image_size`` as training decoded images, centre crop to

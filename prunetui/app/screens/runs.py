@@ -56,6 +56,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
 | `f` | save a figure (png, svg, pdf) of this run, or of the marked run and this one |
 | `s` | size and speed: file size and latency of each round |
 | `e` | export a round as a compact model file (asks for round, scheme and format) |
+| `t` | try it: an exported model's predictions on a folder of images |
 | `g` | refresh now |
 """
     BINDINGS: ClassVar = [
@@ -69,6 +70,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         Binding("g", "refresh", "Refresh", show=False),
         Binding("s", "footprint", "Size"),
         Binding("e", "export", "Export"),
+        Binding("t", "try_it", "Try it"),
     ]
 
     def __init__(self) -> None:
@@ -251,6 +253,13 @@ Every run in the models folder, newest first; refreshed every two seconds.
         run = self._current_run()
         if run is not None:
             self.app.push_screen(ExportScreen(run))
+
+    def action_try_it(self) -> None:
+        from prunetui.app.screens.predict import PredictScreen
+
+        run = self._current_run()
+        if run is not None:
+            self.app.push_screen(PredictScreen(run))
 
     async def action_resume(self, detached: bool) -> None:
         run = self._current_run()

@@ -1,0 +1,83 @@
+"""Runs: 't' tries a run's model on a folder of images and shows the predictions table."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from prunetui import export, store
+from prunetui.app.app import PruneApp
+from prunetui.app.screens.predict import PredictScreen
+from prunetui.app.screens.runs import RunsScreen
+from tests.app.conftest import SIZE, tiny_config, wait_for
+
+IMAGES = 20
+
+
+def finished_run(models, root) -> store.RunDir:
+    from prunetui.experiment import Experiment
+    from prunetui.store import new_run
+
+    run = new_run(tiny_config(root), models, "done")
+    assert Experiment(run).execute() == store.FINISHED
+    return run
+
+
+def digit_folder(root, out):
+    """The first IMAGES MNIST test images as out/<digit>/<i>.png."""
+    import torchvision
+
+    test = torchvision.datasets.MNIST(str(root), train=False)
+    for i in range(IMAGES):
+        folder = out / str(int(test.targets[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test.data[i].numpy()).save(folder / f"{i}.png")
+    (out / "notes.txt").write_text("not an image")
+    return out
+
+
+async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = finished_run(models, mnist_root)
+    folder = digit_folder(mnist_root, tmp_path / "digits")
+    app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
+        dialog = app.screen
+        dialog.query_one("#predict-folder").value = str(folder)  # model left blank: exported
+        await pilot.click("#predict-go")
+        await wait_for(pilot, lambda: dialog.result is not None or dialog.error, 60,
+                       "the predictions")
+        assert not dialog.error
+        result = dialog.result
+        assert len(result.images) == IMAGES and result.ignored == 1
+        table = dialog.query_one("#predict-table")
+        assert table.row_count == IMAGES
+        names = {str(table.get_row_at(i)[2]) for i in range(IMAGES)}
+        assert names <= {str(d) for d in range(10)}
+        status = str(dialog.query_one("#predict-status").render())
+        accuracy = result.accuracy()
+        assert f"Accuracy {100 * accuracy.value:.2f}% ({accuracy.correct} of {IMAGES}" in status
+
+        # The same with a model file: the suggested round, exported by hand.
+        path = tmp_path / "m.pt"
+        export.export(export.load_source(run, export.choose(run)), "sparse", path)
+        dialog.query_one("#predict-model").value = str(path)
+        dialog.result = None
+        await pilot.click("#predict-go")
+        await wait_for(pilot, lambda: dialog.result is not None or dialog.error, 60,
+                       "the predictions from the file")
+        assert [r.predicted for r in dialog.result.images] == \
+            [r.predicted for r in result.images]
+
+        dialog.query_one("#predict-model").value = str(tmp_path / "digits" / "notes.txt")
+        await pilot.click("#predict-go")
+        await wait_for(pilot, lambda: bool(dialog.error), 30, "the refusal")
+        assert "not a prunetui export" in dialog.error
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "Runs")
