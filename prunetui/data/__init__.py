@@ -1,4 +1,5 @@
-"""Datasets decoded once into tensors that stay resident on the training device.
+"""Datasets decoded once into tensors that stay resident on the training device (image
+folders and CIFAR larger than ``data.memory_budget_mb`` stream from disk: ``data.stream``).
 
 :func:`load_data` picks the loader for ``data.dataset``; each returns a
 :class:`~prunetui.data.tensors.TensorData`.
@@ -26,4 +27,12 @@ def load_data(cfg: Config) -> TensorData:
         from prunetui.data.faces import load_faces
 
         return load_faces(cfg.data)
+    if cfg.data.dataset == "folder":
+        from prunetui.data.folder import load_folder
+
+        return load_folder(cfg)
+    if cfg.data.dataset in ("cifar10", "cifar100"):
+        from prunetui.data.cifar import load_cifar
+
+        return load_cifar(cfg)
     raise DataError(f"Unknown dataset {cfg.data.dataset!r}.")

@@ -89,15 +89,12 @@ def crop_indices(n: int, size: int, crop: int,
     return offsets[0] + steps, offsets[1] + cols
 
 
-# ---------------------------------------------------------------------------------------------
-# Finding the images
-
-
+# --- finding the images ---
 def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     """Sort key putting "2.png" before "10.png" (split.json is read by people)."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -105,7 +102,7 @@ def _natural_key(name: str) -> list[Any]:
 def _png_names(folder: Path) -> list[str]:
     return sorted((f.name for f in folder.iterdir()
                    if _visible(f) and f.suffix.lower() == ".png" and f.is_file()),
-                  key=_natural_key)
+                  key=natural_key)
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -149,10 +146,7 @@ def scan_people(root: Path) -> dict[str, list[str]]:
     return people
 
 
-# ---------------------------------------------------------------------------------------------
-# The split
-
-
+# --- the split ---
 def allocate(n: int, fractions: Sequence[float], rng: random.Random) -> list[int] | None:
     """Images per set for one person, or None when a set with a fraction > 0 would be empty.
 
@@ -192,7 +186,7 @@ def make_split(people: dict[str, list[str]], fractions: Sequence[float],
         shuffled = list(files)
         rng.shuffle(shuffled)
         bounds = [0, counts[0], counts[0] + counts[1], len(files)]
-        split[person] = {name: sorted(shuffled[bounds[k]:bounds[k + 1]], key=_natural_key)
+        split[person] = {name: sorted(shuffled[bounds[k]:bounds[k + 1]], key=natural_key)
                          for k, name in enumerate(SPLIT_NAMES)}
     if too_few:
         need = sum(f > 0 for f in fractions)
@@ -283,8 +277,8 @@ def _check_same_images(path: Path, split: dict[str, dict[str, list[str]]],
                        people: dict[str, list[str]]) -> None:
     stored = {f"{p}/{f}" for p, sets in split.items() for name in SPLIT_NAMES for f in sets[name]}
     present = {f"{p}/{f}" for p, files in people.items() for f in files}
-    added = sorted(present - stored, key=_natural_key)
-    missing = sorted(stored - present, key=_natural_key)
+    added = sorted(present - stored, key=natural_key)
+    missing = sorted(stored - present, key=natural_key)
     if not added and not missing:
         return
     changes = []
@@ -322,10 +316,7 @@ def ensure_split(root: Path, people: dict[str, list[str]],
     return split
 
 
-# ---------------------------------------------------------------------------------------------
-# Decoding
-
-
+# --- decoding ---
 def decode_image(path: Path, size: int) -> torch.Tensor:
     """One grayscale image as uint8 ``[1, size, size]``, resized only when it is not already."""
     from PIL import Image, UnidentifiedImageError
@@ -342,15 +333,24 @@ def decode_image(path: Path, size: int) -> torch.Tensor:
     return gray_pixels(gray, size)
 
 
-def gray_pixels(image: Any, size: int) -> torch.Tensor:
-    """A square Pillow image (any mode) as stored: ``convert("L")``, resized, uint8 [1, S, S]."""
+def image_pixels(image: Any, size: int, channels: int = 1) -> torch.Tensor:
+    """A Pillow image (any mode) as stored: its centre square (prepared faces are square),
+    ``convert("L")`` or ``"RGB"``, resized to ``size``, uint8 ``[channels, S, S]``."""
     import torch
     from PIL import Image
 
-    gray = image.convert("L")
-    if gray.size != (size, size):  # Pillow's bilinear filter widens when shrinking: antialiased
-        gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-    return torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(1, size, size)
+    if image.width != image.height:
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    px = image.convert("L" if channels == 1 else "RGB")
+    if px.size != (size, size):  # Pillow's bilinear filter widens when shrinking: antialiased
+        px = px.resize((size, size), Image.Resampling.BILINEAR)
+    flat = torch.frombuffer(bytearray(px.tobytes()), dtype=torch.uint8)
+    return flat.view(size, size, channels).permute(2, 0, 1).contiguous()
+
+
+gray_pixels = image_pixels  # the faces name (export/inputs.py): one channel by default
 
 
 def decode_set(root: Path, split: dict[str, dict[str, list[str]]], part: str,
