@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ import pytest
 import prunetui  # noqa: F401  (sets the OpenMP wait policy before any test imports torch)
 
 REPO = Path(__file__).resolve().parents[1]
+# Calibrations (launch estimates) and streamed datasets go under the cache folder: tests use
+# their own, for this process and every run process they start, never the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="prunetui-test-cache-")
 RAW_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",

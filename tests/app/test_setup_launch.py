@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from prunetui import config, store
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.monitor import MonitorScreen
@@ -9,6 +11,12 @@ from prunetui.app.screens.setup import SetupScreen
 from prunetui.app.widgets.charts import Chart
 from prunetui.app.widgets.form import FieldRow
 from tests.app.conftest import SIZE, focus_by_tab, type_text, wait_for
+
+
+@pytest.fixture(autouse=True)
+def calibration_cache(tmp_path, monkeypatch):
+    """Setup measures launch estimates; their calibrations go to a temporary cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 async def load_config_by_keys(pilot) -> None:

@@ -1,4 +1,4 @@
-"""Small modal screens: a yes/no question and the help page."""
+"""Small modal screens: a yes/no question, the long-launch question and the help page."""
 
 from __future__ import annotations
 
@@ -38,6 +38,38 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class LongLaunchScreen(ModalScreen[str | None]):
+    """Before a launch estimated at hours: "here", "detached" or None (cancel)."""
+
+    BINDINGS: ClassVar = [
+        Binding("h", "answer('here')", "Launch here"),
+        Binding("d", "answer('detached')", "Launch detached"),
+        Binding("n,escape", "answer(None)", "Cancel"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__(classes="modal")
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="long-launch"):
+            yield Label(self.question, classes="question")
+            with Horizontal(classes="buttons"):
+                yield Button("Launch here (h)", id="here", variant="warning", compact=True)
+                yield Button("Launch detached (d)", id="detached", variant="success",
+                             compact=True)
+                yield Button("Cancel (n)", id="cancel", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#detached", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)
 
 
 GLOBAL_HELP = """\

@@ -2,10 +2,14 @@
 
 Each field shows the engine's reason when its value cannot be used, and Launch stays blocked
 until there is none. Configs load from presets, saved files or earlier runs and save as TOML.
+The form opens on the config last launched from this models folder, else the ``quick`` preset.
+Below it, the launch estimate (:class:`EstimateLine`) follows the settings; a launch estimated
+at over an hour asks first and offers a detached launch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,17 +20,21 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
-from prunetui import config, store
+from prunetui import config, estimate, presets, store
 from prunetui.app import formspec
 from prunetui.app.formspec import FIELDS, Values
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.screens.configfiles import LoadConfigScreen, SaveConfigScreen
+from prunetui.app.screens.modals import LongLaunchScreen
+from prunetui.app.widgets.estimateline import LONG_RUN_S, EstimateLine
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.form import FieldRow
 from prunetui.app.widgets.screenbar import ScreenBar
 
 if TYPE_CHECKING:
     from prunetui.app.app import PruneApp
+
+LAST_CONFIG = ".last-config.toml"  # in the models folder: the config last launched from Setup
 
 
 class SetupScreen(AppScreen):
@@ -42,6 +50,10 @@ that cannot be used shows the reason under its field and blocks Launch.
 | `ctrl+o` | load a preset, a saved config or an earlier run's config |
 | `ctrl+s` | save the current settings as TOML |
 | `tab` / `shift+tab` | next / previous field; `enter` or `space` opens a list, toggles a scheme |
+
+Below the form: how long the run should take here, from a few real training steps of this
+network (cached per device and network). A launch estimated at over an hour asks first and
+offers a detached launch. Setup opens on the last config launched, else the `quick` preset.
 """
     BINDINGS: ClassVar = [
         Binding("ctrl+l", "launch(False)", "Launch", priority=True),
@@ -56,6 +68,7 @@ that cannot be used shows the reason under its field and blocks Launch.
         self.errors: dict[str, str] = {}
         self._rows: dict[str, FieldRow] = {}
         self._check_pending = False
+        self._launching = False
 
     @property
     def prune_app(self) -> PruneApp:
@@ -65,9 +78,21 @@ that cannot be used shows the reason under its field and blocks Launch.
         root = str(getattr(self.app, "data_root", "data"))
         return config.Config(data=config.DataConfig(root=root))
 
+    def last_config_path(self) -> Path:
+        return Path(getattr(self.app, "models_dir", "models")) / LAST_CONFIG
+
+    def initial(self) -> config.Config:
+        """The config last launched from Setup, else the quick preset: never hours of work
+        (``defaults()``, the paper's full scale, only fills what a loaded file leaves out)."""
+        with contextlib.suppress(OSError, ValueError):  # missing, unreadable or invalid
+            return config.load(self.last_config_path())
+        root = str(getattr(self.app, "data_root", "data"))
+        quick = config.load(presets.resolve("quick", presets.RUN))
+        return config.apply_overrides(quick, [("data.root", root)], source="quick")
+
     def compose(self) -> ComposeResult:
         yield ScreenBar("setup")
-        values = formspec.values_from_config(self.defaults())
+        values = formspec.values_from_config(self.initial())
         with VerticalScroll(id="form", can_focus=False):
             section = ""
             for field in FIELDS:
@@ -76,6 +101,7 @@ that cannot be used shows the reason under its field and blocks Launch.
                     yield Static(section, classes="form-section")
                 yield FieldRow(field, values.get(field.key))
         yield Static("", id="setup-summary")
+        yield EstimateLine(id="setup-estimate")
         with Horizontal(id="launch-bar"):
             yield Input(placeholder="run name (blank: generated)", id="run-name", compact=True)
             yield Button("Launch ^l", id="launch", variant="success", compact=True)
@@ -120,6 +146,7 @@ that cannot be used shows the reason under its field and blocks Launch.
             summary.update(f"{n} setting{'s' if n > 1 else ''} to fix before launching"
                            + (f" ({extra})" if extra else ""))
             summary.add_class("-error")
+        self.query_one(EstimateLine).follow(self.cfg)
         for button in self.query("#launch-bar Button").results(Button):
             button.disabled = self.cfg is None
         return self.cfg
@@ -193,6 +220,30 @@ that cannot be used shows the reason under its field and blocks Launch.
             self.notify(str(err), severity="error")
             self.query_one("#run-name", Input).focus()
             return
+        if self._launching:
+            return
+        self._launching = True
+        try:
+            found = await self.query_one(EstimateLine).estimate_of(cfg)
+        finally:
+            self._launching = False
+        if found is None or found.seconds <= LONG_RUN_S:
+            await self._launch(cfg, name, detached)
+            return
+
+        async def answered(choice: str | None) -> None:
+            if choice is not None:
+                await self._launch(cfg, name, choice == "detached")
+
+        self.app.push_screen(LongLaunchScreen(
+            f"This run is estimated at {estimate.format_duration(found.seconds)} on "
+            f"{found.device}.\nA run launched here ends with the app; a detached one survives "
+            "logout."), answered)
+
+    async def _launch(self, cfg: config.Config, name: str | None, detached: bool) -> None:
+        with contextlib.suppress(OSError, store.StoreError):  # Setup's next start opens on it
+            self.last_config_path().parent.mkdir(parents=True, exist_ok=True)
+            config.save(cfg, self.last_config_path())
         await self.prune_app.launch(cfg, name=name, detached=detached)
 
     # ------------------------------------------------------------------ load / save

@@ -1,0 +1,300 @@
+"""Launch estimates: roughly how long a run will take on this device, known before it trains.
+
+A *calibration* times, on the run's network and data, a few steps of SegmentTrainer itself
+(masks re-applied, the run's precision and threads), one evaluation and one checkpoint write;
+:func:`plan_seconds` multiplies it by the plan, plus loading the data once (not counted:
+Python start-up and torch import, 2-3 s; pruning between rounds). Calibrations are cached per
+(host, device, network, input shape, batch size, optimizer, precision, threads) in
+``$XDG_CACHE_HOME/prunetui/calibration.json``, with dataset sizes: a second estimate of a
+similar config is instant. torch is imported lazily; no user interface is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prunetui.config import Config
+    from prunetui.data import TensorData
+
+CACHE_VERSION = 1
+WARMUP_STEPS = 3
+MIN_TIMED_STEPS = 10
+MAX_TIMED_STEPS = 200
+TARGET_TIMED_S = 0.3  # fast steps (LeNet: ~3 ms) are timed for at least this long
+MAX_AGE_S = 7 * 86400  # an older calibration is measured again
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the plan needs to know about a dataset."""
+
+    train_size: int
+    eval_size: int  # validation + test examples, all evaluated each time
+    input_shape: tuple[int, ...]
+    num_classes: int
+    load_s: float  # decoding it, as a run does once
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One calibration: seconds per training step, per evaluated example, per checkpoint."""
+
+    per_step_s: float
+    eval_example_s: float
+    checkpoint_s: float
+    steps: int  # training steps timed
+    measured_at: float = 0.0  # time.time()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    per_step_s: float
+    eval_s: float  # one evaluation (validation + test)
+    segments: int  # trainings counted (on resume: those left)
+    steps: int  # training steps timed for the calibration
+    source: str  # "measured" | "cached"
+    device: str
+    threads: int = 0
+    iterations: int = 0  # per segment
+    evaluations: int = 0  # per segment
+    precision: str = "fp32"
+
+    def describe(self, total_segments: int | None = None) -> str:
+        """``about 1 min 20 s on cpu (2 threads; measured 10 steps)``."""
+        where = self.device + ("" if self.precision == "fp32" else f", {self.precision}")
+        left = (f" for the {self.segments} of {total_segments} trainings left"
+                if total_segments not in (None, self.segments) else "")
+        how = (f"measured {self.steps} steps" if self.source == "measured"
+               else f"calibrated earlier on {self.steps} steps")
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}; "
+        return f"{format_duration(self.seconds)} on {where}{left} ({threads}{how})"
+
+
+def format_duration(seconds: float) -> str:
+    """Rough: ``about 45 s``, ``about 1 min 20 s``, ``about 2 h 30 min``, ``about 5 h``."""
+    s = max(1.0, seconds)
+    if s < 59.5:
+        return f"about {round(s)} s"
+    if s < 595:
+        minutes, rest = divmod(round(s / 10) * 10, 60)
+        return f"about {minutes} min" + (f" {rest} s" if rest else "")
+    if s < 3570:
+        return f"about {round(s / 60)} min"
+    if s < 10 * 3600 - 300:
+        hours, rest = divmod(round(s / 600) * 10, 60)
+        return f"about {hours} h" + (f" {rest} min" if rest else "")
+    if s < 47.5 * 3600:
+        return f"about {round(s / 3600)} h"
+    return f"about {round(s / 86400, 1):g} days"
+
+
+def per_segment(cfg: Config, shape: DataShape) -> tuple[int, int, int]:
+    """(iterations, evaluations, checkpoints) of one segment, as SegmentTrainer runs it."""
+    from prunetui.segments import total_iterations
+    from prunetui.training import iterations_per_epoch
+
+    per_epoch = iterations_per_epoch(shape.train_size, cfg.train.batch_size)
+    iterations = total_iterations(cfg, per_epoch)
+    evaluations = math.ceil(iterations / cfg.train.eval_every)  # and one at the end
+    checkpoints = (iterations - 1) // per_epoch + 1  # each epoch's end, and the final one
+    return iterations, evaluations, checkpoints
+
+
+def plan_seconds(cfg: Config, shape: DataShape, timing: Timing, segments: int) -> float:
+    iterations, evaluations, checkpoints = per_segment(cfg, shape)
+    segment = (iterations * timing.per_step_s
+               + evaluations * timing.eval_example_s * shape.eval_size
+               + checkpoints * timing.checkpoint_s)
+    return shape.load_s + segments * segment
+
+
+_loaded: dict[tuple, tuple[TensorData, float]] = {}  # the last dataset decoded, per process
+
+
+def data_key(cfg: Config) -> tuple:
+    """The dataset's identity (the root's mtime: a faces folder gained or lost people)."""
+    d, root = cfg.data, Path(cfg.data.root).expanduser().resolve()
+    stamp = root.stat().st_mtime_ns if root.exists() else 0
+    return (d.dataset, str(root), d.validation, d.train_subset, tuple(d.split), d.image_size,
+            d.crop, stamp)
+
+
+def load_cached(cfg: Config) -> tuple[TensorData, float]:
+    """The configured dataset on CPU and the seconds its first decoding took (the last one
+    loaded stays in memory: MNIST is decoded once for every estimate of a session)."""
+    key = data_key(cfg)
+    if key not in _loaded:
+        from prunetui.data import load_data
+
+        start = time.perf_counter()
+        data = load_data(cfg)
+        _loaded.clear()
+        _loaded[key] = (data, time.perf_counter() - start)
+    return _loaded[key]
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` for the block, then put back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count if count > 0 else before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure(cfg: Config, device: Any, threads: int, precision: str) -> tuple[DataShape, Timing]:
+    """Time the configured run's own training steps, one evaluation and one checkpoint."""
+    import torch
+
+    from prunetui import precision as precisions
+    from prunetui.control import RunControl
+    from prunetui.nets import build_model, prunable_layers
+    from prunetui.pruning import dense_masks
+    from prunetui.store import save_checkpoint
+    from prunetui.training import LoopState, SegmentHooks, SegmentTrainer
+
+    cpu_data, load_s = load_cached(cfg)
+    prec = precisions.resolve(precision, device.type)
+    with torch_threads(threads if device.type == "cpu" else 0):
+        data = cpu_data.to(device)
+        model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+        params = dict(model.named_parameters())
+        masks = dense_masks(params, prunable_layers(model))
+
+        def timed_pass(steps: int) -> tuple[float, float, SegmentTrainer]:
+            total = WARMUP_STEPS + steps
+            train = replace(cfg.train, eval_every=total + 1)  # one evaluation: at the end
+            trainer = SegmentTrainer(model, data, train, masks, 0, total, RunControl(), prec)
+            marks: dict[object, float] = {}
+
+            def mark(name: object) -> None:  # after steps WARMUP_STEPS and total, evaluation
+                if name in (WARMUP_STEPS, total, "eval"):
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    marks[name] = time.perf_counter()
+
+            trainer.run(LoopState(), SegmentHooks(
+                on_eval=lambda *_: mark("eval"), on_checkpoint=lambda _: None,
+                on_progress=lambda *_: None, on_iteration=mark))
+            step = (marks[total] - marks[WARMUP_STEPS]) / steps
+            return step, marks["eval"] - marks[total], trainer
+
+        steps = MIN_TIMED_STEPS
+        step_s, eval_s, trainer = timed_pass(steps)
+        if step_s * steps < TARGET_TIMED_S:  # too short to trust: time more steps
+            steps = min(MAX_TIMED_STEPS, math.ceil(TARGET_TIMED_S / max(step_s, 1e-6)))
+            step_s, eval_s, trainer = timed_pass(steps)
+        with tempfile.TemporaryDirectory(prefix="prunetui-estimate-") as tmp:
+            start = time.perf_counter()
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            save_checkpoint({"weights": state, "trainer": trainer.state_dict(LoopState())},
+                            Path(tmp) / "resume.pt")
+            checkpoint_s = time.perf_counter() - start
+    shape = DataShape(data.train_size, len(data.val_x) + len(data.test_x), data.input_shape,
+                      data.num_classes, load_s)
+    return shape, Timing(step_s, eval_s / max(1, shape.eval_size), checkpoint_s, steps,
+                         time.time())
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "prunetui" / "calibration.json"
+
+
+def read_cache(path: Path) -> dict[str, Any]:
+    """The cache's content; an empty one when it is missing, damaged or of another version."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION:
+        doc = {"version": CACHE_VERSION}
+    for part in ("data", "timing"):
+        if not isinstance(doc.get(part), dict):
+            doc[part] = {}
+    return doc
+
+
+def write_cache(path: Path, doc: dict[str, Any]) -> None:
+    """Best effort: a read-only home only means the next estimate measures again."""
+    from prunetui.fileio import StoreError, atomic_write_text
+
+    with contextlib.suppress(OSError, StoreError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def timing_key(cfg: Config, device: str, input_shape: tuple[int, ...], threads: int,
+               precision: str) -> str:
+    t = cfg.train
+    network = {k: v for k, v in asdict(cfg.model).items() if k != "init"}  # arch, width, ...
+    parts = (socket.gethostname(), device, json.dumps(network, sort_keys=True, default=str),
+             "x".join(map(str, input_shape)), t.batch_size, t.optimizer, precision, threads)
+    return "|".join(map(str, parts))
+
+
+def cached_entries(doc: dict[str, Any], dkey: str, tkey: Callable[[DataShape], str]
+                   ) -> tuple[DataShape | None, Timing | None]:
+    """The dataset's sizes and the calibration in the cache (None: absent, damaged, stale)."""
+    try:
+        shape = DataShape(**{**doc["data"][dkey], "input_shape":
+                             tuple(doc["data"][dkey]["input_shape"])})
+        timing = Timing(**doc["timing"][tkey(shape)])
+    except (TypeError, KeyError):
+        return None, None
+    return shape, timing if time.time() - timing.measured_at < MAX_AGE_S else None
+
+
+def estimate(cfg: Config, *, threads: int | None = None, precision: str | None = None,
+             segments: int | None = None, cache: Path | None = None,
+             measure_fn: Callable[..., tuple[DataShape, Timing]] = measure) -> Estimate:
+    """How long ``cfg`` takes here: ``segments`` trainings (default: the whole plan) with
+    ``threads`` CPU threads (default: what a run would choose now) in ``precision`` (default:
+    what ``train.precision`` resolves to here). Raises what loading the data raises."""
+    from prunetui import precision as precisions
+    from prunetui import threads as cpu_threads
+    from prunetui.device import resolve_device
+    from prunetui.segments import segment_count
+
+    device = resolve_device(cfg.train.device)
+    if threads is None:
+        threads = cpu_threads.choose(cfg.train.threads).threads
+    if precision is None:
+        precision = precisions.resolve(cfg.train.precision, device.type).used
+    path = cache or cache_path()
+    doc = read_cache(path)
+    dkey = "|".join(map(str, data_key(cfg)))
+
+    def tkey(shape: DataShape) -> str:
+        return timing_key(cfg, str(device), shape.input_shape, threads, precision)
+
+    shape, timing = cached_entries(doc, dkey, tkey)
+    source = "cached"
+    if shape is None or timing is None:
+        shape, timing = measure_fn(cfg, device, threads, precision)
+        source = "measured"
+        doc["data"][dkey], doc["timing"][tkey(shape)] = asdict(shape), asdict(timing)
+        write_cache(path, doc)
+    count = segment_count(cfg) if segments is None else segments
+    iterations, evaluations, _ = per_segment(cfg, shape)
+    return Estimate(
+        seconds=plan_seconds(cfg, shape, timing, count), per_step_s=timing.per_step_s,
+        eval_s=timing.eval_example_s * shape.eval_size, segments=count, steps=timing.steps,
+        source=source, device=device.type, threads=threads, iterations=iterations,
+        evaluations=evaluations, precision=precision)
