@@ -39,6 +39,7 @@ class RunStarted(Event):
     resumed: bool = False
     threads: int = 0  # CPU threads training uses (recorded in runtime.json)
     cpu: str = ""  # how they were chosen and the OpenMP waiting, for first lines
+    precision: str = "fp32"  # training precision used (recorded in runtime.json): fp32|bf16|tf32
 
 
 @dataclass(frozen=True)

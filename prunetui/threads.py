@@ -177,13 +177,26 @@ def apply(choice: ThreadChoice) -> None:
 # ---------------------------------------------------------------------------- the record
 
 
+def read_record(run_path: Path) -> dict[str, Any]:
+    """The run directory's runtime.json ({} when missing or unreadable)."""
+    try:
+        record = json.loads((run_path / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def read_recorded(run_path: Path) -> int | None:
     """The thread count a run directory recorded on its first start, or None."""
-    try:
-        threads = json.loads((run_path / RUNTIME_FILE).read_text())["threads"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    threads = read_record(run_path).get("threads")
     return threads if isinstance(threads, int) and threads > 0 else None
+
+
+def read_recorded_precision(run_path: Path) -> str | None:
+    """The training precision a run directory recorded on its first start, or None (a run
+    from before precisions were recorded trained in fp32, its config's only choice then)."""
+    precision = read_record(run_path).get("precision")
+    return precision if isinstance(precision, str) else None
 
 
 def runtime_record(choice: ThreadChoice, device: str) -> dict[str, Any]:
@@ -199,11 +212,13 @@ def write_record(run_path: Path, record: Mapping[str, Any]) -> None:
     atomic_write_text(run_path / RUNTIME_FILE, json.dumps(record, indent=2) + "\n")
 
 
-def start_run(run_path: Path, requested: int, device: str) -> ThreadChoice:
-    """Choose and apply the threads of a run starting or resuming in ``run_path``; record them."""
+def start_run(run_path: Path, requested: int, device: str,
+              extra: Mapping[str, Any] | None = None) -> ThreadChoice:
+    """Choose and apply the threads of a run starting or resuming in ``run_path``; record them
+    (with ``extra``: the training precision)."""
     choice = choose(requested, read_recorded(run_path))
     apply(choice)
-    write_record(run_path, runtime_record(choice, device))
+    write_record(run_path, {**runtime_record(choice, device), **(extra or {})})
     return choice
 
 

@@ -12,6 +12,7 @@ draws exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from prunetui.config import TrainConfig
 from prunetui.control import RunControl
 from prunetui.data.tensors import TensorData
 from prunetui.device import to_device
+from prunetui.precision import Precision, autocast_factory
 from prunetui.pruning import Masks, apply_masks
 
 _MASK63 = (1 << 63) - 1
@@ -73,28 +75,34 @@ def eval_chunk(data: TensorData, device: torch.device) -> int:
 
 @torch.inference_mode()
 def _add_sums(model: nn.Module, data: TensorData, x: torch.Tensor, y: torch.Tensor, chunk: int,
-              loss_sum: torch.Tensor | None, correct: torch.Tensor) -> None:
+              loss_sum: torch.Tensor | None, correct: torch.Tensor,
+              autocast: Callable = contextlib.nullcontext) -> None:
     """Add the summed loss (when wanted) and the number of correct predictions of (x, y)."""
     for start in range(0, len(x), chunk):
-        logits = model(data.eval_input(x[start:start + chunk]))
+        with autocast():
+            logits = model(data.eval_input(x[start:start + chunk]))
+        logits = logits.float()  # bf16 logits -> float32 loss; a float32 tensor is kept as is
         target = y[start:start + chunk]
         if loss_sum is not None:
             loss_sum += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(1) == target).sum()
 
 
-def evaluate(model: nn.Module, data: TensorData) -> EvalResult:
+def evaluate(model: nn.Module, data: TensorData, precision: Precision | None = None
+             ) -> EvalResult:
     """Validation loss and accuracy and test accuracy (the test loss is never reported, so it is
-    not computed); one host sync for all three."""
+    not computed); one host sync for all three. The forward passes run in ``precision`` (bf16:
+    autocast; the loss is taken in float32 from the bf16 logits); None or fp32: plain float32."""
     was_training = model.training
     model.eval()
     device = data.val_x.device
     chunk = eval_chunk(data, device)
     # [validation loss sum, validation correct, test correct], summed on the device.
     sums = torch.zeros(3, dtype=torch.float64, device=device)
+    autocast = autocast_factory(precision)
     try:
-        _add_sums(model, data, data.val_x, data.val_y, chunk, sums[0], sums[1])
-        _add_sums(model, data, data.test_x, data.test_y, chunk, None, sums[2])
+        _add_sums(model, data, data.val_x, data.val_y, chunk, sums[0], sums[1], autocast)
+        _add_sums(model, data, data.test_x, data.test_y, chunk, None, sums[2], autocast)
     finally:
         model.train(was_training)
     loss_sum, val_correct, test_correct = sums.tolist()
@@ -126,8 +134,11 @@ class SegmentHooks:
 
 class SegmentTrainer:
     def __init__(self, model: nn.Module, data: TensorData, cfg: TrainConfig, masks: Masks,
-                 seed: int, total_iterations: int, control: RunControl) -> None:
+                 seed: int, total_iterations: int, control: RunControl,
+                 precision: Precision | None = None) -> None:
         self.model, self.data, self.cfg, self.masks = model, data, cfg, masks
+        self.precision = precision  # None: fp32 (no autocast context at all)
+        self.autocast = autocast_factory(precision)
         self.seed, self.total = seed, total_iterations
         self.control = control
         self.device = data.train_x.device
@@ -196,7 +207,8 @@ class SegmentTrainer:
                     loop.loss_sum += running_loss.item()
                     running_loss.zero_()
                     train_loss = last_loss = loop.loss_sum / max(1, loop.loss_count)
-                    hooks.on_eval(loop.iteration, train_loss, evaluate(self.model, self.data))
+                    hooks.on_eval(loop.iteration, train_loss,
+                                  evaluate(self.model, self.data, self.precision))
                     loop.loss_sum, loop.loss_count = 0.0, 0
                 now = time.monotonic()
                 if now - last_progress >= hooks.progress_interval_s:
@@ -217,7 +229,8 @@ class SegmentTrainer:
         if self.data.augmented:
             generator = self.aug_generator.manual_seed(mix_seed(self.seed, 3, iteration))
         x, y = self.data.train_batch(idx, generator)
-        loss = F.cross_entropy(self.model(x), y)
+        with self.autocast():  # bf16: forward and loss under autocast, backward outside
+            loss = F.cross_entropy(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

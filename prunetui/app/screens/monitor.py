@@ -23,7 +23,7 @@ from textual.containers import Grid
 from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
-from prunetui import store
+from prunetui import precision, store
 from prunetui.app import runreader
 from prunetui.app.damage import describe_problems
 from prunetui.app.messages import EngineEvent, RunEnded
@@ -238,7 +238,8 @@ weights left in each layer. They redraw at most twice a second.
                 self.data.load_config()
             live.per_epoch, live.device = ev.iterations_per_epoch, ev.device
             verb = "resuming" if ev.resumed else "training"
-            self._write_log([f"{verb} on {ev.device}: {ev.rounds} rounds, "
+            self._write_log([f"{verb} on {ev.device}, precision {precision.label(ev.precision)}: "
+                             f"{ev.rounds} rounds, "
                              f"{', '.join(ev.schemes)}"] + ([ev.cpu] if ev.cpu else []))
         elif isinstance(ev, SegmentStarted):
             live.key = (ev.replicate, ev.round, ev.scheme)
