@@ -164,7 +164,7 @@ def measure(cfg: Config, device: Any, threads: int, precision: str) -> tuple[Dat
 
     from prunetui import precision as precisions
     from prunetui.control import RunControl
-    from prunetui.nets import build_model, prunable_layers
+    from prunetui.nets import build_model, layers_for
     from prunetui.pruning import dense_masks
     from prunetui.store import save_checkpoint
     from prunetui.training import LoopState, SegmentHooks, SegmentTrainer
@@ -175,7 +175,7 @@ def measure(cfg: Config, device: Any, threads: int, precision: str) -> tuple[Dat
         data = cpu_data.to(device)
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
         params = dict(model.named_parameters())
-        masks = dense_masks(params, prunable_layers(model))
+        masks = dense_masks(params, layers_for(cfg, model))
 
         def timed_pass(steps: int) -> tuple[float, float, SegmentTrainer]:
             total = WARMUP_STEPS + steps

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from prunetui import pruning, store, threads
+from prunetui import precision, pruning, store, threads
 from prunetui.config import Config
 from prunetui.data import TensorData, load_data
 from prunetui.device import resolve_device
@@ -40,7 +40,7 @@ from prunetui.integrity import (
     regenerate_init,
     restore_config,
 )
-from prunetui.nets import build_model, init_weights, prunable_layers
+from prunetui.nets import build_model, check_model, init_weights, layers_for
 from prunetui.results import segment_result
 from prunetui.segments import Segment, plan, rewind_iterations, total_iterations
 from prunetui.store.checkpoint import (
@@ -131,6 +131,8 @@ class Experiment:
 
     def _prepare_data(self) -> TensorData:
         data = load_data(self.cfg).to(self.device)
+        for note in data.notes:  # files skipped, data streamed from disk: said once per start
+            self.emit(Log(note))
         self.per_epoch = iterations_per_epoch(data.train_size, self.cfg.train.batch_size)
         self.total = total_iterations(self.cfg, self.per_epoch)
         return data
@@ -175,12 +177,21 @@ class Experiment:
 
     # ------------------------------------------------------------------ main loop
     def _execute(self) -> None:
-        # Before any torch work: the thread count can change float sums (a resume reuses it).
-        cpu = threads.start_run(self.run.path, self.cfg.train.threads, str(self.device))
+        # Before any torch work: the thread count and the precision change float sums (a
+        # resume reuses the recorded ones; one this machine cannot do stops the resume).
+        try:
+            self.precision = precision.resolve(self.cfg.train.precision, self.device.type,
+                                               threads.read_recorded_precision(self.run.path))
+        except precision.Unavailable as err:
+            raise store.CannotResume(str(err)) from None
+        cpu = threads.start_run(self.run.path, self.cfg.train.threads, str(self.device),
+                                self.precision.record())
+        precision.apply(self.precision)
         data = self._prepare_data()
+        check_model(self.cfg, data.input_shape, data.num_classes)  # ConfigError before any work
         self.model = build_model(self.cfg.model, data.input_shape, data.num_classes)
         self.model.to(self.device)
-        self.layers = prunable_layers(self.model)
+        self.layers = layers_for(self.cfg, self.model)
         self.config_text = self._config_text()
         done, resume = self._restore_offsets()
         self.emit(RunStarted(
@@ -189,7 +200,10 @@ class Experiment:
             rounds=self.cfg.num_rounds, replicates=self.cfg.train.replicates,
             iterations_per_round=self.total, iterations_per_epoch=self.per_epoch,
             device=str(self.device), resumed=done > 0 or resume is not None,
-            threads=cpu.threads, cpu=f"{cpu.describe()}, {threads.wait_policy_label()}"))
+            threads=cpu.threads, cpu=f"{cpu.describe()}, {threads.wait_policy_label()}",
+            precision=self.precision.used))
+        if self.precision.warning:
+            self.emit(Log(self.precision.warning, "warning"))
         replicate: ReplicateState | None = None
         for index, seg in enumerate(self.segments):
             if replicate is None or replicate.index != seg.replicate:
@@ -259,7 +273,7 @@ class Experiment:
         self.model.load_state_dict(start)
         seed = mix_seed(rep.seed, seg.round, zlib.crc32(seg.scheme.encode()))
         trainer = SegmentTrainer(self.model, data, self.cfg.train, device_masks, seed,
-                                 self.total, self.control)
+                                 self.total, self.control, self.precision)
         loop = LoopState()
         if resume is not None:
             loop = trainer.load_state_dict(resume.trainer)

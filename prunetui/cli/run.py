@@ -199,7 +199,7 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
     try:
         with view:
             state = Experiment(run_dir, view, control).execute()
-    except DataError as e:
+    except (DataError, config.ConfigError) as e:  # bad data or network: nothing was trained
         if created:
             _remove_if_never_started(run_dir)
         return error(err, str(e), EXIT_USAGE)

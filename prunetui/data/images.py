@@ -32,7 +32,6 @@ class ImageData(TensorData):
     mean: tuple[float, ...] = (0.0,)  # per channel, of x/255
     std: tuple[float, ...] = (1.0,)
     # One line each for the run's log: where the images live, files skipped while reading.
-    notes: tuple[str, ...] = ()
     augmented: ClassVar[bool] = True
     _stats: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, repr=False, compare=False)

@@ -32,6 +32,7 @@ class TensorData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     class_names: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what loading noticed (files skipped, streamed): the run logs it
     # True when train_batch draws from its generator (augmentation); the loop then re-seeds it
     # per iteration so a run resumed mid-epoch draws exactly what an uninterrupted one would.
     augmented: ClassVar[bool] = False

@@ -7,6 +7,8 @@ from torch import nn
 
 
 class LeNet300100(nn.Module):
+    default_init = "glorot-normal"  # model.init = "default": the paper's Gaussian Glorot
+
     def __init__(self, in_features: int = 784, num_classes: int = 10) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, 300)

@@ -70,6 +70,7 @@ class LightCNN9(nn.Module):
     # Kaiming's ReLU gain (sqrt 2) compounds over the ten MFM layers: logits had std ~80 at
     # init. The linear gain keeps them near 1.
     kaiming_nonlinearity = "linear"
+    default_init = "glorot-normal"  # model.init = "default" (the presets' choice)
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0,
                  dropout: float = 0.5) -> None:

@@ -42,8 +42,10 @@ def check_run_name(name: str) -> str:
 
 
 def generated_name(dataset: str, arch: str, when: float | None = None) -> str:
+    """``mnist-lenet-300-100-<time>``; ``torchvision:resnet18`` or ``mynets:small_cnn`` become
+    usable folder names (``torchvision-resnet18``)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    return f"{dataset}-{arch}-{stamp}"
+    return f"{dataset}-{re.sub(r'[^A-Za-z0-9._+-]+', '-', arch)}-{stamp}"
 
 
 class RunDir:

@@ -20,6 +20,7 @@ from textual.widgets import Static
 from prunetui import config, estimate
 
 ESTIMATE_DELAY_S = 0.5  # settle time before an estimate starts (typing changes the config)
+DWELL_S = 1.0  # and Setup must have been on screen this long
 LONG_RUN_S = 3600.0  # above this the line is highlighted and a launch asks first
 
 Result = estimate.Estimate | Exception
@@ -32,6 +33,7 @@ class EstimateLine(Static):
         self.wanted: str | None = None  # the config the line is about
         self.started: str | None = None  # the config the running worker measures
         self.timer: Any = None
+        self.seen_since: float | None = None  # when Setup was last seen on screen
 
     def follow(self, cfg: config.Config | None) -> None:
         """Show the estimate of ``cfg`` (None: a form with errors, no line)."""
@@ -52,6 +54,16 @@ class EstimateLine(Static):
     def start(self, cfg: config.Config) -> None:
         key = config.dumps(cfg)
         if key in self.results or key == self.started:
+            return
+        # Measuring imports torch: only once Setup has been on screen a moment, so browsing
+        # past it costs nothing (the app's start imports no torch).
+        now = time.monotonic()
+        if not self.screen.is_current:
+            self.seen_since = None
+        elif self.seen_since is None:
+            self.seen_since = now
+        if self.seen_since is None or now - self.seen_since < DWELL_S:
+            self.timer = self.set_timer(ESTIMATE_DELAY_S, partial(self.start, cfg))
             return
         self.started = key
         self.run_worker(partial(self._work, cfg, key), thread=True, exclusive=True,
