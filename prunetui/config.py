@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,14 +19,16 @@ import tomli_w
 
 from prunetui.fileio import atomic_write_text
 
-DATASETS = ("mnist", "fashion-mnist", "faces")
-ARCHS = ("lenet-300-100", "lightcnn-9")
-INITS = ("glorot-normal", "kaiming-normal")
+DATASETS = ("mnist", "fashion-mnist", "faces", "folder", "cifar10", "cifar100")
+# Built-in networks; model.arch also takes "torchvision:NAME" and "MODULE:CALLABLE".
+ARCHS = ("lenet-300-100", "lightcnn-9", "conv-2", "conv-4", "conv-6", "vgg-19", "resnet-20")
+INITS = ("default", "glorot-normal", "kaiming-normal")
 SCOPES = ("layer", "global")
 BASE_SCHEMES = ("keep", "reinit", "rewind", "random-mask")
 MASK_SOURCES = ("own", "rewind")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "tf32")  # prunetui.precision holds what each means
 
 
 class ConfigError(ValueError):
@@ -48,17 +51,27 @@ class DataConfig:
     train_subset: int = 0
     # Faces only: fractions of each person's images for train / validation / test.
     split: tuple[float, ...] = (0.70, 0.15, 0.15)
-    # Faces only: prepared 144x144 images are resized to image_size, then cropped to crop.
+    # Faces and folder: images are resized to image_size, then cropped to crop.
     image_size: int = 144
     crop: int = 128
+    # Folder only: 1 (grayscale) or 3 (RGB) channels.
+    channels: int = 1
+    # Folder and CIFAR: MB the uint8 images may take on the training device; 0 = sized from
+    # free device memory (CPU: available RAM). Larger sets stream from disk.
+    memory_budget_mb: int = 0
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "lenet-300-100"
-    init: str = "glorot-normal"
+    # "default" = the network's own (Glorot normal for LeNet and LightCNN; see prunetui.nets).
+    init: str = "default"
     # LightCNN only: channel-width multiplier (1.0 is the paper's network).
     width: float = 1.0
+    # The classifier's layer name; "" = the last nn.Linear / nn.Conv2d.
+    output: str = ""
+    # Keyword arguments for a torchvision: or MODULE:CALLABLE network's factory.
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ class PruneConfig:
     target_remaining: float = 0.0
     schemes: tuple[str, ...] = ("keep", "reinit", "rewind")
     mask_from: str = "own"
+    # fnmatch patterns of layer names left dense, e.g. ["conv", "blocks.*.shortcut.0"].
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,9 @@ class TrainConfig:
     # CPU threads for training; 0 = fitted to the free cores when the run starts. The value
     # used is recorded in the run directory and kept on resume (thread count changes float sums).
     threads: int = 0
+    # fp32 | bf16 (autocast where supported, else fp32 + warning) | tf32 (CUDA matmuls only).
+    # The precision used is recorded in the run directory and kept on resume.
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,15 @@ def rewind_iteration(scheme: str) -> int | None:
     return int(tail) if head == "rewind" and tail.isdigit() else None
 
 
+def check_arch(arch: str) -> None:
+    """Syntax of ``model.arch`` (whether an import works is checked when the network is built)."""
+    dotted = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+    if arch in ARCHS or re.fullmatch(rf"torchvision:[A-Za-z_]\w*|{dotted}:{dotted}", arch):
+        return
+    raise ConfigError("model.arch", arch, "use a built-in network (" + ", ".join(ARCHS)
+                      + "), 'torchvision:NAME' or 'MODULE:CALLABLE' (a factory of your own)")
+
+
 def validate(cfg: Config) -> Config:
     d, m, p, t = cfg.data, cfg.model, cfg.prune, cfg.train
     _check_choice("data.dataset", d.dataset, DATASETS)
@@ -180,9 +207,15 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("data.split", list(d.split), "the training fraction must be > 0")
     _check_positive("data.image_size", d.image_size)
     _check_range("data.crop", d.crop, 16, d.image_size)
+    if d.channels not in (1, 3):
+        raise ConfigError("data.channels", d.channels, "must be 1 (grayscale) or 3 (RGB)")
+    _check_positive("data.memory_budget_mb", d.memory_budget_mb, zero_ok=True)
 
-    _check_choice("model.arch", m.arch, ARCHS)
+    check_arch(m.arch)
     _check_choice("model.init", m.init, INITS)
+    if m.args and m.arch in ARCHS:
+        raise ConfigError("model.args", m.args, "only for torchvision: and MODULE:CALLABLE "
+                          "networks (the built-in ones take no arguments)")
     _check_range("model.width", m.width, 0.0, 4.0, low_open=True)
     if m.arch == "lightcnn-9" and d.dataset != "faces":
         raise ConfigError("model.arch", m.arch, "lightcnn-9 needs data.dataset = 'faces'")
@@ -211,6 +244,8 @@ def validate(cfg: Config) -> Config:
     if len(set(p.schemes)) != len(p.schemes):
         raise ConfigError("prune.schemes", list(p.schemes), "each scheme may appear once")
     _check_choice("prune.mask_from", p.mask_from, MASK_SOURCES)
+    if any(not pattern.strip() for pattern in p.skip):
+        raise ConfigError("prune.skip", list(p.skip), "patterns must not be empty")
     if p.mask_from == "rewind" and "rewind" not in p.schemes:
         raise ConfigError("prune.mask_from", p.mask_from,
                           "'rewind' needs 'rewind' in prune.schemes (its masks are shared)")
@@ -227,6 +262,7 @@ def validate(cfg: Config) -> Config:
     _check_range("train.replicates", t.replicates, 1, 100)
     _check_choice("train.device", t.device, DEVICES)
     _check_range("train.threads", t.threads, 0, 1024)
+    _check_choice("train.precision", t.precision, PRECISIONS)
     for s in p.schemes:
         k = rewind_iteration(s)
         if k and t.epochs == 0 and k >= t.iterations:
@@ -247,6 +283,10 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:
+    if get_origin(tp) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, value, "must be a table, e.g. {depth = 3}")
+        return dict(value)
     if get_origin(tp) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(key, value, f"must be {_type_name(tp)}")

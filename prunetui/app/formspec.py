@@ -22,7 +22,7 @@ Values = dict[str, Any]  # field key -> widget value (text, selected option, lis
 class Field:
     key: str  # "section.name" of the config, or a form-only key (stop_by, length_by, ...)
     label: str
-    kind: str  # select | int | float | floats | text | schemes | ints
+    kind: str  # select | int | float | floats | text | names | schemes | ints
     choices: tuple[tuple[str, str], ...] = ()  # (label, value)
     visible: Callable[[Values], bool] | None = None
     section: str = ""
@@ -65,6 +65,8 @@ FIELDS: tuple[Field, ...] = (
     Field("model.init", "Initialization", "select", _choices(config.INITS), section="Model"),
     Field("model.width", "LightCNN width", "float", section="Model",
           visible=_is("model.arch", "lightcnn-9")),
+    Field("model.output", "Classifier layer", "text", section="Model",
+          placeholder="empty = the last Linear/Conv2d"),
     Field("prune.scope", "Pruning scope", "select", _choices(config.SCOPES), section="Pruning"),
     Field("prune.rate", "Rate per round (0-1)", "float", section="Pruning"),
     Field("prune.output_rate", "Output-layer rate", "float", section="Pruning"),
@@ -82,6 +84,8 @@ FIELDS: tuple[Field, ...] = (
     Field("prune.mask_from", "Mask source", "select",
           (("own: each scheme prunes its own", "own"),
            ("rewind: all share rewind's", "rewind")), section="Pruning"),
+    Field("prune.skip", "Layers left dense", "names", section="Pruning",
+          placeholder="name patterns, e.g. conv, *.shortcut.0"),
     Field("train.length_by", "Train for", "select", LENGTH_BY, section="Training"),
     Field("train.iterations", "Iterations per round", "int", section="Training",
           visible=_is("train.length_by", "iterations")),
@@ -99,6 +103,8 @@ FIELDS: tuple[Field, ...] = (
     Field("train.replicates", "Replicates", "int", section="Training"),
     Field("train.device", "Device", "select", _choices(config.DEVICES), section="Training"),
     Field("train.threads", "CPU threads (0 = auto)", "int", section="Training"),
+    Field("train.precision", "Precision", "select", _choices(config.PRECISIONS),
+          section="Training"),
     Field("log.tensorboard", "TensorBoard folder", "text", section="Logging",
           placeholder="empty = off; needs prunetui[tensorboard]"),
 )
@@ -133,6 +139,8 @@ def parse(kind: str, text: str) -> Any:
     if kind in ("floats", "ints"):
         items = [t for t in text.replace(";", ",").split(",") if t.strip()]
         return [parse("int" if kind == "ints" else "float", t) for t in items]
+    if kind == "names":
+        return [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
     return text
 
 
@@ -158,6 +166,8 @@ def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Va
                 values[key] = str(value)
             elif field.kind == "floats" and isinstance(value, list):
                 values[key] = ", ".join(number_text(v) for v in value)
+            elif field.kind == "names" and isinstance(value, list):
+                values[key] = ", ".join(str(v) for v in value)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 values[key] = number_text(value)
             else:
@@ -244,6 +254,13 @@ def check(values: Values, defaults: Config | None = None) -> tuple[Config | None
             if section not in fallback or name not in fallback[section]:
                 break
             raw[section][name] = fallback[section][name]
+    if cfg is not None and ":" in cfg.model.arch:  # torchvision:NAME or MODULE:CALLABLE
+        from prunetui.nets.factory import check_name
+
+        try:
+            check_name(cfg.model.arch)
+        except ConfigError as err:
+            errors[err.key] = err.allowed
     if cfg is not None and cfg.log.tensorboard and not extras.available("tensorboard"):
         errors["log.tensorboard"] = ("needs the tensorboard package: pip install "
                                      "'prunetui[tensorboard]', or leave this empty")
