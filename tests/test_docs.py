@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import importlib
 import inspect
+import json
 import pkgutil
 import re
 from pathlib import Path
@@ -459,3 +460,38 @@ def test_link_checker_reports_drift():
     assert check_links(ROOT / "README.md", "[gone](docs/no-such-page.md)")
     assert check_links(ROOT / "README.md", "![img](docs/screenshots/none.svg)")
     assert check_links(ROOT / "README.md", "[x](docs/app.md#no-such-heading)")
+
+
+# --- screenshots ------------------------------------------------------------------------------
+
+SHOTS = ROOT / "docs" / "screenshots"
+
+
+def stale_screenshots(manifest: dict[str, dict]) -> list[str]:
+    """Screenshots whose screen's bindings changed since they were taken (or never recorded)."""
+    from prunetui.app.bindings import screen_bindings
+
+    stale = [f"{p.name}: not in manifest.json" for p in sorted(SHOTS.glob("*.svg"))
+             if p.name not in manifest]
+    for name, entry in sorted(manifest.items()):
+        module, qualname = entry["screen"].split(":")
+        screen = getattr(importlib.import_module(module), qualname)
+        if [list(b) for b in screen_bindings(screen)] != entry["bindings"]:
+            stale.append(f"{name}: {qualname}'s bindings changed since it was taken")
+    return stale
+
+
+def test_screenshots_are_not_older_than_the_bindings_they_show():
+    manifest = json.loads((SHOTS / "manifest.json").read_text(encoding="utf-8"))
+    assert not stale_screenshots(manifest), (
+        "take them again: python docs/screenshots/take_screenshots.py\n"
+        + "\n".join(stale_screenshots(manifest)))
+
+
+def test_a_renamed_binding_makes_its_screenshot_stale():
+    manifest = json.loads((SHOTS / "manifest.json").read_text(encoding="utf-8"))
+    name = next(iter(manifest))
+    changed = {**manifest, name: {**manifest[name], "bindings": [["q", "quit", "Quit"]]}}
+    assert stale_screenshots(changed) == [f"{name}: "
+                                          f"{manifest[name]['screen'].split(':')[1]}'s "
+                                          "bindings changed since it was taken"]

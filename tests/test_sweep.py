@@ -163,9 +163,10 @@ def test_the_dense_round_starts_every_schemes_curve(tmp_path):
     assert {k: [p.round for p in v] for k, v in curves.items()} == {
         "keep": [0, 1], "rewind": [0, 1]}
     header, body = sweeps.comparison_table(rows)
-    assert header == ["setting", "round", "left %", "keep", "rewind", "n"]
+    assert header == ["setting", "round", "left %", "keep", "keep range", "rewind",
+                      "rewind range", "n"]
     assert [cells[:3] for cells in body] == [["all", "0", "100.0"], ["all", "1", "80.0"]]
-    assert body[0][3] == body[0][4]  # the same dense networks under both schemes
+    assert body[0][3:5] == body[0][5:7]  # the same dense networks under both schemes
 
 
 def test_run_progress_counts_finished_segments_of_the_plan(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
+MANIFEST = "manifest.json"
 
 
 async def wait(pilot, condition, timeout: float = 300.0) -> None:
@@ -31,6 +33,9 @@ async def take(size: tuple[int, int], mnist: Path, faces: Path) -> None:
     from prunetui import config
     from prunetui.app import formspec
     from prunetui.app.app import PruneApp
+    from prunetui.app.bindings import screen_bindings
+
+    manifest: dict[str, dict] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
@@ -41,6 +46,10 @@ async def take(size: tuple[int, int], mnist: Path, faces: Path) -> None:
 
         def shot(name: str) -> None:
             app.save_screenshot(filename=f"{name}.svg", path=str(OUT))
+            screen = type(app.screen)
+            manifest[f"{name}.svg"] = {
+                "screen": f"{screen.__module__}:{screen.__qualname__}",
+                "bindings": [list(b) for b in screen_bindings(screen)]}
             print("wrote", OUT / f"{name}.svg")
 
         async with app.run_test(size=size) as pilot:
@@ -97,6 +106,9 @@ async def take(size: tuple[int, int], mnist: Path, faces: Path) -> None:
             await pilot.press("escape", "down", "enter")
             await pilot.pause(1.5)
             shot("results")
+    # What each picture shows: tests/test_docs.py fails when a screen's bindings change and the
+    # pictures are not taken again.
+    (OUT / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
 
 
 def main() -> int:
