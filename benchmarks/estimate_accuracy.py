@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results_file import recorded  # noqa: E402  (benchmarks/ is on sys.path)
+
 import prunetui  # noqa: E402,F401  (OpenMP wait policy before torch)
 from prunetui import config, presets, store  # noqa: E402
 from prunetui.estimate import estimate, format_duration  # noqa: E402
@@ -111,4 +113,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recorded("estimate_accuracy"):
+        code = main()
+    sys.exit(code)

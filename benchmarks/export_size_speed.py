@@ -25,6 +25,7 @@ import sys
 import time
 
 import torch
+from results_file import recorded
 
 from prunetui import config, pruning, store
 from prunetui.export import Source, build_export
@@ -160,4 +161,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("export_size_speed"):
+        main()

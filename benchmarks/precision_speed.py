@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import recorded
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -107,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("precision_speed"):
+        main()

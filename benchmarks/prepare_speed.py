@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import recorded
+
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_PHOTOS = 16
 CLEAN_ENV_DROP = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OMP_PROC_BIND",
@@ -163,4 +165,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if any(a.startswith("--plain-child") for a in sys.argv):
+        sys.exit(main())  # a child trial: nothing to record
+    with recorded("prepare_speed"):
+        code = main()
+    sys.exit(code)

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import recorded
+
 from prunetui import store
 
 READ = ("import sys, time; from prunetui import store; run = store.RunDir(sys.argv[1]); "
@@ -100,4 +102,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("report_large"):
+        main()

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import recorded
+
 from prunetui import config, executors, store
 from prunetui import sweep as sweeps
 from prunetui.threads import allowed_cpus
@@ -112,4 +114,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("sweep_speed"):
+        main()

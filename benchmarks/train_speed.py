@@ -40,6 +40,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from results_file import recorded
+
 REPO = Path(__file__).resolve().parents[1]
 PER_EPOCH = 55000 // 60
 TARGETS = {"eval per epoch": 1.2, "eval every 100": 1.5, "busy process beside": 2.0,
@@ -407,4 +409,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recorded("train_speed"):
+        code = main()
+    sys.exit(code)

@@ -4,7 +4,8 @@ sample, and a comparison of two schemes paired by seed.
 Schemes share θ0 within a replicate, so two schemes are compared replicate by replicate: the
 interval is that of the mean paired difference, and it says "no clear difference" whenever it
 contains 0. With one replicate no interval can be given, and the text says so. Pure Python;
-the t quantile comes from SciPy (a dependency), imported only when an interval is computed.
+the t quantile comes from SciPy (a dependency; ``scipy.special``, much lighter to import than
+``scipy.stats``), imported only when an interval is computed.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ def t_half_width(values: Sequence[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    from scipy.stats import t
+    # scipy.special, not scipy.stats: the same quantile, and importing it costs a report
+    # 0.66 s instead of 1.5 s on this machine (measured 2026-12-03)
+    from scipy.special import stdtrit
 
-    return float(t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return float(stdtrit(n - 1, 0.5 + LEVEL / 2)) * statistics.stdev(values) / math.sqrt(n)
 
 
 @dataclass(frozen=True)

@@ -495,3 +495,24 @@ def test_a_renamed_binding_makes_its_screenshot_stale():
     assert stale_screenshots(changed) == [f"{name}: "
                                           f"{manifest[name]['screen'].split(':')[1]}'s "
                                           "bindings changed since it was taken"]
+
+
+# --- benchmark results ------------------------------------------------------------------------
+
+NOT_BENCHMARKS = {"results_file", "gpu_check"}  # the writer itself; the GPU check prints PASS/FAIL
+
+
+def test_every_benchmark_writes_its_results_file_and_the_docs_link_them():
+    """Figures come from files the benchmarks write (docs/results/<name>.md, with date, commit,
+    torch, machine and command), not copied by hand: each benchmark records its output, and
+    performance.md links every results file there is."""
+    performance = (ROOT / "docs" / "performance.md").read_text("utf-8")
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        if path.stem in NOT_BENCHMARKS:
+            continue
+        assert f'recorded("{path.stem}")' in path.read_text("utf-8"), path.name
+    for result in sorted((ROOT / "docs" / "results").glob("*.md")):
+        assert f"(results/{result.name})" in performance, f"performance.md: link {result.name}"
+        text = result.read_text("utf-8")
+        for field in ("- date:", "- commit:", "- torch", "- machine:", "- command:"):
+            assert field in text, f"{result.name} lacks {field}"
