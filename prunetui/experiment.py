@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from prunetui import precision, pruning, store, threads
-from prunetui.config import Config
+from prunetui import precision, pruning, saliency, store, threads
+from prunetui.config import Config, parse_scheme
 from prunetui.data import TensorData, load_data
 from prunetui.device import resolve_device
 from prunetui.events import (
@@ -42,7 +42,14 @@ from prunetui.integrity import (
 )
 from prunetui.nets import build_model, check_model, init_weights, layers_for
 from prunetui.results import segment_result
-from prunetui.segments import Segment, plan, rewind_iterations, total_iterations
+from prunetui.schedule import run_schedule, segment_rates
+from prunetui.segments import (
+    Segment,
+    plan,
+    rewind_iterations,
+    segment_iterations,
+    total_iterations,
+)
 from prunetui.store.checkpoint import (
     THETA0_KEY,
     WEIGHTS_KEY,
@@ -135,6 +142,9 @@ class Experiment:
             self.emit(Log(note))
         self.per_epoch = iterations_per_epoch(data.train_size, self.cfg.train.batch_size)
         self.total = total_iterations(self.cfg, self.per_epoch)
+        self.schedule = run_schedule(self.cfg.train, self.per_epoch)  # ConfigError: no work yet
+        for scheme in self.cfg.prune.schemes:
+            segment_iterations(scheme, self.total)  # lr-rewind:K beyond an epoch-sized round
         return data
 
     def _restore_offsets(self) -> tuple[int, SegmentCheckpoint | None]:
@@ -266,14 +276,19 @@ class Experiment:
             start = resume.weights
             masks = {k: v.float() for k, v in resume.masks.items()}
         else:
-            start, masks = segment_start(self.cfg, seg, rep, self.layers, self._fresh_state)
+            start, masks = segment_start(self.cfg, seg, rep, self.layers, self._fresh_state,
+                                         lambda method, survivors: self._at_init_masks(
+                                             rep, data, method, survivors))
         rep.masks_this_round[seg.scheme] = masks
         remaining = pruning.remaining(masks)
         device_masks = {k: v.to(self.device) for k, v in masks.items()}
         self.model.load_state_dict(start)
         seed = mix_seed(rep.seed, seg.round, zlib.crc32(seg.scheme.encode()))
+        length = segment_iterations(seg.scheme, self.total)
+        rates = segment_rates(parse_scheme(seg.scheme), self.schedule,
+                              self.cfg.train.finetune_lr)
         trainer = SegmentTrainer(self.model, data, self.cfg.train, device_masks, seed,
-                                 self.total, self.control, self.precision)
+                                 length, self.control, self.precision, rates)
         loop = LoopState()
         if resume is not None:
             loop = trainer.load_state_dict(resume.trainer)
@@ -281,7 +296,7 @@ class Experiment:
         else:
             self._record_sparsity(seg, masks)
         self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
-                                 pruning.layer_remaining(masks), loop.iteration, self.total))
+                                 pruning.layer_remaining(masks), loop.iteration, length))
         rows: list[dict[str, Any]] = list(resume.rows or []) if resume else []
         hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
         trainer.run(loop, hooks)
@@ -308,7 +323,7 @@ class Experiment:
             self.emit(Checkpointed(str(path), loop.iteration))
 
         def on_progress(iteration: int, train_loss: float) -> None:
-            self.emit(TrainProgress(seg.replicate, seg.round, seg.scheme, iteration, self.total,
+            self.emit(TrainProgress(seg.replicate, seg.round, seg.scheme, iteration, trainer.total,
                                     iteration // self.per_epoch, train_loss))
 
         on_iteration = None
@@ -321,6 +336,15 @@ class Experiment:
                                           self.run.rewind_checkpoint(seg.replicate, iteration))
 
         return SegmentHooks(on_eval, on_checkpoint, on_progress, on_iteration)
+
+    def _at_init_masks(self, rep: ReplicateState, data: TensorData, method: str,
+                       survivors: pruning.Survivors) -> pruning.Masks:
+        """Masks scored at θ0 (prunetui.saliency) on the replicate's own sample of training
+        examples (the same every round, so only the number of survivors changes)."""
+        self.model.load_state_dict(rep.theta0)  # the segment loads its start weights next
+        x, y = saliency.prune_sample(data, torch.Generator().manual_seed(mix_seed(rep.seed, 300)))
+        masks = saliency.at_init_masks(method, self.model, self.layers, survivors, x, y)
+        return {k: v.to("cpu", torch.float32) for k, v in masks.items()}
 
     def _cpu_state(self) -> State:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
@@ -346,7 +370,8 @@ class Experiment:
     def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
                     rows: list[dict[str, Any]]) -> None:
         result = segment_result(rows)
-        checkpoint = self._checkpoint(seg, masks, trainer.state_dict(LoopState(self.total)), rows)
+        checkpoint = self._checkpoint(seg, masks, trainer.state_dict(LoopState(trainer.total)),
+                                      rows)
         checkpoint.outcome = SegmentOutcome(result.remaining, result.early_stop_iteration,
                                             result.test_acc, result.best_val_acc)
         save_segment(checkpoint, self._final_path(seg))

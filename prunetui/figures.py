@@ -31,8 +31,9 @@ from prunetui.stats import summarize
 
 FORMATS = (".png", ".svg", ".pdf")
 FEATURE = "Figures (report --figure)"
-SCHEME_MARKERS = {DENSE: "s", "keep": "o", "reinit": "^", "rewind": "D", "random-mask": "v"}
-EXTRA_MARKERS = ("P", "X", "*", "h", "<", ">")
+SCHEME_MARKERS = {DENSE: "s", "keep": "o", "reinit": "^", "rewind": "D", "random-mask": "v",
+                  "finetune": "<", "lr-rewind": ">", "snip": "p", "grasp": "h", "synflow": "*"}
+EXTRA_MARKERS = ("P", "X", "d", "H", "8", "1")
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 # Okabe & Ito's colour-blind-safe palette; rewind, reinit and keep also differ in lightness.
 SCHEME_COLORS = {"rewind": "#0072B2", "reinit": "#D55E00", "keep": "#009E73",

@@ -1,12 +1,14 @@
 """Reset schemes: what a pruned network starts its next round of training from.
 
-A scheme is a pure function of (theta0, trained weights, saved iteration-K weights, a fresh draw):
+A scheme's start is a pure function of (theta0, trained weights, saved iteration-K weights, a
+fresh draw); which one it uses is its :class:`SchemeSpec`'s ``start`` (prunetui.config.schemes
+names every scheme):
 
-- ``keep``         the weights just trained (pruning then fine-tuning)
-- ``reinit``       a new random initialization (the paper's control: structure without the init)
-- ``rewind``       the original initialization theta0 (the Lottery Ticket)
-- ``rewind:K``     the weights saved at iteration K of the dense training (late rewinding)
-- ``random-mask``  theta0 under a random mask of the same per-layer sparsity (the other control)
+- ``trained``       the weights just trained: ``keep``, ``finetune``, ``lr-rewind[:K]``
+- ``fresh``         a new random initialization: ``reinit`` (the paper's control)
+- ``theta0``        the original initialization: ``rewind`` (the Lottery Ticket), ``random-mask``
+                    and the pruning-at-initialization schemes ``snip``, ``grasp``, ``synflow``
+- ``rewind-point``  the weights saved at iteration K of the dense training: ``rewind:K``
 
 The pruned positions are zeroed afterwards by the caller, whatever the scheme.
 """
@@ -17,13 +19,14 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from prunetui.config import rewind_iteration
+from prunetui.config import parse_scheme
 
 State = dict[str, torch.Tensor]
 
 
 def uses_random_mask(scheme: str) -> bool:
-    return scheme == "random-mask"
+    spec = parse_scheme(scheme)
+    return spec is not None and spec.mask == "random"
 
 
 def start_weights(
@@ -35,15 +38,11 @@ def start_weights(
     fresh: Callable[[], State],
 ) -> State:
     """A new state dict (copies, never aliases of the inputs) to train this scheme from."""
-    if scheme == "keep":
-        source: Mapping[str, torch.Tensor] = trained
-    elif scheme == "reinit":
+    spec = parse_scheme(scheme)
+    if spec is None:
+        raise ValueError(f"unknown scheme {scheme!r}")
+    if spec.start == "fresh":
         return fresh()
-    elif scheme == "random-mask":
-        source = theta0
-    else:
-        k = rewind_iteration(scheme)
-        if k is None:
-            raise ValueError(f"unknown scheme {scheme!r}")
-        source = theta0 if k == 0 else rewind_points[k]
+    sources = {"trained": trained, "theta0": theta0}
+    source = sources[spec.start] if spec.start in sources else rewind_points[spec.k]
     return {name: t.detach().clone() for name, t in source.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prunetui.config import rewind_iteration
+from prunetui.config import ConfigError, lr_rewind_iteration, rewind_iteration
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -57,6 +57,17 @@ def segment_count(cfg: Config) -> int:
 def total_iterations(cfg: Config, per_epoch: int) -> int:
     """Training iterations of one segment."""
     return cfg.train.epochs * per_epoch if cfg.train.epochs else cfg.train.iterations
+
+
+def segment_iterations(scheme: str, full: int) -> int:
+    """Training iterations of a segment of ``scheme`` when a full one has ``full``:
+    ``lr-rewind:K`` replays the schedule from K to its end, ``full - K`` iterations (Renda et
+    al. 2020); every other scheme, and the dense round, trains ``full``."""
+    k = lr_rewind_iteration(scheme) or 0
+    if k >= full:
+        raise ConfigError("prune.schemes", scheme, f"K must be below the {full} iterations a "
+                          "round trains")
+    return full - k
 
 
 def rewind_iterations(schemes: Iterable[str]) -> list[int]:

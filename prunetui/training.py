@@ -29,6 +29,7 @@ from prunetui.data.tensors import TensorData
 from prunetui.device import to_device
 from prunetui.precision import Precision, autocast_factory
 from prunetui.pruning import Masks, apply_masks
+from prunetui.schedule import Schedule, SegmentRates
 
 _MASK63 = (1 << 63) - 1
 # Evaluation chunk, in input elements. On CPU, 2 MB of float inputs (668 MNIST images) keeps the
@@ -135,8 +136,10 @@ class SegmentHooks:
 class SegmentTrainer:
     def __init__(self, model: nn.Module, data: TensorData, cfg: TrainConfig, masks: Masks,
                  seed: int, total_iterations: int, control: RunControl,
-                 precision: Precision | None = None) -> None:
+                 precision: Precision | None = None, rates: SegmentRates | None = None) -> None:
         self.model, self.data, self.cfg, self.masks = model, data, cfg, masks
+        # None: train.lr throughout (constant schedule, no warmup).
+        self.rates = rates or SegmentRates(Schedule(cfg.lr, length=total_iterations))
         self.precision = precision  # None: fp32 (no autocast context at all)
         self.autocast = autocast_factory(precision)
         self.seed, self.total = seed, total_iterations
@@ -153,7 +156,8 @@ class SegmentTrainer:
             "iteration": loop.iteration,
             "loss_sum": loop.loss_sum,
             "loss_count": loop.loss_count,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(),  # holds the rate of the last step
+            "lr": self.rates.at(max(0, loop.iteration - 1)),
             "torch_rng": torch.get_rng_state(),
         }
         if self.device.type == "cuda":
@@ -224,11 +228,17 @@ class SegmentTrainer:
                 hooks.on_checkpoint(loop)  # end of an epoch
         return loop
 
+    def _set_rate(self, rate: float) -> None:
+        for group in self.optimizer.param_groups:
+            if group["lr"] != rate:  # a float compare per step; most steps change nothing
+                group["lr"] = rate
+
     def _step(self, idx: torch.Tensor, iteration: int) -> torch.Tensor:
         generator = None
         if self.data.augmented:
             generator = self.aug_generator.manual_seed(mix_seed(self.seed, 3, iteration))
         x, y = self.data.train_batch(idx, generator)
+        self._set_rate(self.rates.at(iteration))
         with self.autocast():  # bf16: forward and loss under autocast, backward outside
             loss = F.cross_entropy(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)

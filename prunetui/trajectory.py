@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 import torch
 
 from prunetui import pruning, schemes
-from prunetui.config import Config
+from prunetui.config import Config, parse_scheme
+from prunetui.nets import PrunableLayer
 from prunetui.segments import Segment, round_owners
 from prunetui.training import mix_seed
 
 State = dict[str, torch.Tensor]
+# (method, survivors) -> masks scored at theta0: the experiment holds the model and data.
+AtInitMasks = Callable[[str, pruning.Survivors], pruning.Masks]
 
 
 @dataclass
@@ -41,15 +44,17 @@ class ReplicateState:
             self.masks[name] = masks
 
 
-def segment_start(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[str],
-                  fresh: Callable[[int], State]) -> tuple[State, pruning.Masks]:
+def segment_start(cfg: Config, seg: Segment, rep: ReplicateState,
+                  layers: list[PrunableLayer], fresh: Callable[[int], State],
+                  at_init: AtInitMasks | None = None) -> tuple[State, pruning.Masks]:
     """Masks and start weights of a segment: pruning, then the scheme's reset.
 
-    ``fresh(seed)`` builds newly initialised weights (``reinit``)."""
+    ``fresh(seed)`` builds newly initialised weights (``reinit``); ``at_init`` scores θ0 for
+    the pruning-at-initialization schemes."""
     if seg.round == 0:
         masks = pruning.dense_masks(rep.theta0, layers)
         return {k: v.clone() for k, v in rep.theta0.items()}, masks
-    masks = next_masks(cfg, seg, rep, layers)
+    masks = next_masks(cfg, seg, rep, layers, at_init)
     start = schemes.start_weights(
         seg.scheme, theta0=rep.theta0, trained=rep.trained[seg.scheme],
         rewind_points=rep.rewind_points,
@@ -59,10 +64,28 @@ def segment_start(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[s
     return start, masks
 
 
-def next_masks(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[str]
-               ) -> pruning.Masks:
+def prune_rates(cfg: Config) -> pruning.PruneRates:
     prune = cfg.prune
+    return pruning.PruneRates(rate=prune.rate, first_rate=cfg.first_rate,
+                              output_rate=prune.output_rate,
+                              first_rate_explicit=prune.first_rate >= 0)
+
+
+def next_masks(cfg: Config, seg: Segment, rep: ReplicateState,
+               layers: list[PrunableLayer], at_init: AtInitMasks | None = None
+               ) -> pruning.Masks:
+    """The scheme's masks for this round: scored at θ0 for as many survivors as magnitude
+    pruning keeps by this round (at-init schemes, which never share rewind's masks), else
+    rewind's shared masks (``mask_from = "rewind"``), else pruned from its own last masks."""
+    prune, spec = cfg.prune, parse_scheme(seg.scheme)
     rng = torch.Generator().manual_seed(mix_seed(rep.seed, 200 + seg.round))
+    if spec is not None and spec.at_init:
+        if at_init is None:
+            raise ValueError(f"{seg.scheme} needs the network and data to score θ0")
+        dense = pruning.dense_masks(rep.theta0, layers)
+        survivors = pruning.schedule_survivors(dense, layers, prune_rates(cfg), prune.scope,
+                                               seg.round)
+        return at_init(seg.scheme, survivors)
     if prune.mask_from == "rewind" and seg.scheme != "rewind":
         shared = rep.masks_this_round["rewind"]
         if schemes.uses_random_mask(seg.scheme):
@@ -73,7 +96,4 @@ def next_masks(cfg: Config, seg: Segment, rep: ReplicateState, layers: list[str]
         scores = pruning.random_scores(previous, rng)
     else:
         scores = pruning.magnitude_scores(rep.trained[seg.scheme], layers)
-    rates = pruning.PruneRates(rate=prune.rate, first_rate=cfg.first_rate,
-                               output_rate=prune.output_rate,
-                               first_rate_explicit=prune.first_rate >= 0)
-    return pruning.prune(scores, previous, layers, rates, prune.scope)
+    return pruning.prune(scores, previous, layers, prune_rates(cfg), prune.scope)

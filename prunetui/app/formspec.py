@@ -45,10 +45,21 @@ STOP_BY = (("a number of rounds", "rounds"), ("a target of weights left", "targe
 LENGTH_BY = (("iterations", "iterations"), ("epochs", "epochs"))
 SCHEME_LABELS = {
     "keep": "keep: continue from trained weights",
+    "finetune": "finetune: trained weights, final rate",
+    "lr-rewind": "lr-rewind: trained weights, rate replayed",
     "reinit": "reinit: random re-initialization",
     "rewind": "rewind: winning ticket (reset to init)",
     "random-mask": "random-mask: random pruning control",
+    "snip": "snip: pruned at init, |g*w|",
+    "grasp": "grasp: pruned at init, -w*Hg",
+    "synflow": "synflow: pruned at init, data-free",
 }
+# Form fields listing the K of "<scheme>:K" entries, e.g. rewind:500.
+LATE_FIELDS = {"prune.late_rewind": "rewind", "prune.late_lr_rewind": "lr-rewind"}
+
+
+def _has_scheme(name: str) -> Callable[[Values], bool]:
+    return lambda values: name in (values.get("prune.schemes") or ())
 
 FIELDS: tuple[Field, ...] = (
     Field("data.dataset", "Dataset", "select", _choices(config.DATASETS), section="Data"),
@@ -78,9 +89,11 @@ FIELDS: tuple[Field, ...] = (
     Field("prune.target_remaining", "Target weights left", "float", section="Pruning",
           visible=_is("prune.stop_by", "target"), placeholder="fraction, e.g. 0.05"),
     Field("prune.schemes", "Schemes", "schemes",
-          tuple((SCHEME_LABELS[s], s) for s in config.BASE_SCHEMES), section="Pruning"),
+          tuple((SCHEME_LABELS[s], s) for s in config.NAMED_SCHEMES), section="Pruning"),
     Field("prune.late_rewind", "Late rewind at it.", "ints", section="Pruning",
           placeholder="e.g. 500, 1000 (rewind:K)"),
+    Field("prune.late_lr_rewind", "LR rewind from it.", "ints", section="Pruning",
+          placeholder="e.g. 500 (lr-rewind:K)"),
     Field("prune.mask_from", "Mask source", "select",
           (("own: each scheme prunes its own", "own"),
            ("rewind: all share rewind's", "rewind")), section="Pruning"),
@@ -96,6 +109,15 @@ FIELDS: tuple[Field, ...] = (
     Field("train.optimizer", "Optimizer", "select", _choices(config.OPTIMIZERS),
           section="Training"),
     Field("train.lr", "Learning rate", "float", section="Training"),
+    Field("train.schedule", "Rate schedule", "select", _choices(config.SCHEDULES),
+          section="Training"),
+    Field("train.milestones", "Step milestones", "ints", section="Training",
+          visible=_is("train.schedule", "step"), placeholder="iterations (epochs), e.g. 2000"),
+    Field("train.gamma", "Step factor (gamma)", "float", section="Training",
+          visible=_is("train.schedule", "step")),
+    Field("train.warmup", "Warmup iterations", "int", section="Training"),
+    Field("train.finetune_lr", "Finetune rate (0 final)", "float", section="Training",
+          visible=_has_scheme("finetune")),
     Field("train.momentum", "Momentum", "float", section="Training",
           visible=_is("train.optimizer", "sgd")),
     Field("train.weight_decay", "Weight decay", "float", section="Training"),
@@ -109,7 +131,7 @@ FIELDS: tuple[Field, ...] = (
           placeholder="empty = off; needs prunetui[tensorboard]"),
 )
 BY_KEY = {f.key: f for f in FIELDS}
-FORM_ONLY = ("prune.stop_by", "prune.late_rewind", "train.length_by")
+FORM_ONLY = ("prune.stop_by", *LATE_FIELDS, "train.length_by")
 KIND_HINT = {"int": "must be an integer", "float": "must be a number",
              "floats": "must be numbers separated by commas",
              "ints": "must be whole numbers separated by commas"}
@@ -159,12 +181,13 @@ def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Va
                 unknown.append(key)
             elif key == "prune.schemes":
                 names = [str(v) for v in value] if isinstance(value, list) else []
-                values[key] = [s for s in names if s in config.BASE_SCHEMES]
-                values["prune.late_rewind"] = ", ".join(
-                    s.partition(":")[2] for s in names if s not in config.BASE_SCHEMES)
+                values[key] = [s for s in names if s in config.NAMED_SCHEMES]
+                for late, scheme in LATE_FIELDS.items():
+                    values[late] = ", ".join(s.partition(":")[2] for s in names
+                                             if s.partition(":")[0] == scheme and ":" in s)
             elif field.kind == "select":
                 values[key] = str(value)
-            elif field.kind == "floats" and isinstance(value, list):
+            elif field.kind in ("floats", "ints") and isinstance(value, list):
                 values[key] = ", ".join(number_text(v) for v in value)
             elif field.kind == "names" and isinstance(value, list):
                 values[key] = ", ".join(str(v) for v in value)
@@ -182,7 +205,8 @@ def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Va
 
 def values_from_config(cfg: Config) -> Values:
     values: Values = {"prune.stop_by": "rounds", "train.length_by": "iterations",
-                      "prune.late_rewind": "", "prune.schemes": []}
+                      "prune.late_rewind": "", "prune.late_lr_rewind": "",
+                      "prune.schemes": []}
     values, _ = values_from_raw(config.to_dict(cfg), base=_blank_values() | values)
     return values
 
@@ -209,11 +233,12 @@ def raw_from_values(values: Values) -> tuple[dict[str, dict[str, Any]], dict[str
                 raw[section][name] = parse(field.kind, str(value or ""))
             except ValueError:
                 errors[field.key] = KIND_HINT[field.kind]
-    try:
-        late = parse("ints", str(values.get("prune.late_rewind") or ""))
-        raw["prune"]["schemes"] = raw["prune"]["schemes"] + [f"rewind:{k}" for k in late]
-    except ValueError:
-        errors["prune.late_rewind"] = KIND_HINT["ints"]
+    for late_key, scheme in LATE_FIELDS.items():
+        try:
+            late = parse("ints", str(values.get(late_key) or ""))
+            raw["prune"]["schemes"] = raw["prune"]["schemes"] + [f"{scheme}:{k}" for k in late]
+        except ValueError:
+            errors[late_key] = KIND_HINT["ints"]
     if values.get("prune.stop_by") != "target":
         raw["prune"]["target_remaining"] = 0.0
     if values.get("train.length_by") != "epochs":
@@ -242,13 +267,16 @@ def check(values: Values, defaults: Config | None = None) -> tuple[Config | None
         except ConfigError as err:
             key = err.key
             if key == "prune.schemes" and isinstance(err.value, str) and ":" in err.value:
-                key = "prune.late_rewind"  # a rewind:K entry: shown on the late-rewind field
+                # a scheme:K entry: shown on its late field
+                key = next((k for k, s in LATE_FIELDS.items()
+                            if err.value.partition(":")[0] == s), key)
             if key in errors or "." not in key:
                 errors.setdefault(key, err.allowed)
                 break
             errors[key] = err.allowed
-            if key == "prune.late_rewind":
-                raw["prune"]["schemes"] = [s for s in raw["prune"]["schemes"] if ":" not in s]
+            if key in LATE_FIELDS:
+                raw["prune"]["schemes"] = [s for s in raw["prune"]["schemes"]
+                                           if not s.startswith(LATE_FIELDS[key] + ":")]
                 continue
             section, name = key.split(".", 1)
             if section not in fallback or name not in fallback[section]:

@@ -41,6 +41,24 @@ def test_form_reads_a_toml_table_and_lists_unknown_keys():
     assert unknown == ["extra", "data.colour"]
 
 
+def test_form_keeps_each_late_scheme_on_its_own_field_and_edits_the_schedule():
+    cfg = config.apply_overrides(config.Config(), [
+        ("prune.schemes", ["rewind:300", "lr-rewind:500", "finetune", "synflow"]),
+        ("train.schedule", "step"), ("train.milestones", [20000, 40000])])
+    values = formspec.values_from_config(cfg)
+    assert values["prune.late_rewind"] == "300" and values["prune.late_lr_rewind"] == "500"
+    assert values["train.milestones"] == "20000, 40000"
+    checked, errors = formspec.check(values)
+    assert errors == {} and set(checked.prune.schemes) == set(cfg.prune.schemes)
+    assert checked.train == cfg.train
+    too_late = dict(values, **{"prune.late_lr_rewind": "50000"})
+    checked, errors = formspec.check(too_late)
+    assert checked is None and set(errors) == {"prune.late_lr_rewind"}
+    finetune_lr = formspec.BY_KEY["train.finetune_lr"]
+    assert finetune_lr.visible(values) and not finetune_lr.visible(
+        dict(values, **{"prune.schemes": ["rewind"]}))
+
+
 def write_rows(path, rows):
     with path.open("a") as fh:
         for row in rows:

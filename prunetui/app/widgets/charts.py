@@ -31,8 +31,10 @@ EXTRA_COLORS = ("cyan+", "yellow+", "orange", "magenta", "cyan", "blue")
 # as in the CLI report; the second run of a comparison gets a second set. Every chart (run
 # charts and the sweep comparison) takes its markers from scheme_marker.
 SCHEME_MARKERS = (
-    {"dense": "hd", "keep": "o", "reinit": "x", "rewind": "+", "random-mask": "*"},
-    {"dense": "dot", "keep": "@", "reinit": "%", "rewind": "#", "random-mask": "="},
+    {"dense": "hd", "keep": "o", "reinit": "x", "rewind": "+", "random-mask": "*",
+     "finetune": "f", "lr-rewind": "l", "snip": "s", "grasp": "g", "synflow": "y"},
+    {"dense": "dot", "keep": "@", "reinit": "%", "rewind": "#", "random-mask": "=",
+     "finetune": "F", "lr-rewind": "L", "snip": "S", "grasp": "G", "synflow": "Y"},
 )
 EXTRA_MARKERS = (("&", "$", "~", "^"), ("?", "!", ":", ";"))
 
@@ -57,9 +59,9 @@ def scheme_marker(scheme: str, run_index: int = 0, among: Iterable[str] = ()) ->
 
 
 def extra_order(scheme: str) -> tuple[bool, int, str]:
-    """``rewind:K`` schemes by K, then any other name."""
-    k = config.rewind_iteration(scheme)
-    return (k is None, k or 0, scheme)
+    """``rewind:K`` and ``lr-rewind:K`` schemes by K, then any other name."""
+    spec = config.parse_scheme(scheme)
+    return (spec is None, spec.k if spec else 0, scheme)
 
 
 def y_limits(values: Sequence[float]) -> tuple[float, float]:

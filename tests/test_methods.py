@@ -1,0 +1,95 @@
+"""The methods the field compares, inside the round loop on real MNIST: fine-tuning,
+learning-rate rewinding and pruning at initialisation under a step schedule, including a
+kill -9 and resume."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+
+import pytest
+import torch
+
+from prunetui import config, saliency, store
+from prunetui.data import load_data
+from prunetui.nets import build_model, layers_for
+from prunetui.store import new_run
+from prunetui.store.checkpoint import THETA0_KEY, load_checkpoint, load_segment
+from prunetui.training import mix_seed
+from tests.conftest import REPO, tiny_overrides
+from tests.test_experiment import cli, comparable, run_to_end, wait_for_rows
+
+SCHEMES = ["rewind", "finetune", "lr-rewind:10", "snip", "grasp", "synflow"]
+STEP = {"train.optimizer": "sgd", "train.lr": 0.05, "train.schedule": "step",
+        "train.milestones": [15, 25], "train.gamma": 0.2, "train.warmup": 3,
+        "prune.schemes": SCHEMES}
+
+
+def methods_config(root, **extra) -> config.Config:
+    return config.apply_overrides(config.Config(), tiny_overrides(root, **(STEP | extra)))
+
+
+@pytest.fixture(scope="module")
+def methods_run(mnist_root, tmp_path_factory) -> store.RunDir:
+    return run_to_end(methods_config(mnist_root), tmp_path_factory.mktemp("methods"), "m")
+
+
+def test_every_method_trains_and_reports(methods_run):
+    rows = methods_run.metrics()
+    schemes = {r["scheme"] for r in rows if r["round"] > 0}
+    assert schemes == set(SCHEMES)
+    last = {(r["round"], r["scheme"]): r["iteration"] for r in rows}
+    assert last[(1, "lr-rewind:10")] == 20  # the schedule from 10 to its end (30)
+    assert last[(1, "finetune")] == last[(1, "rewind")] == 30
+    assert all(0 <= r["test_acc"] <= 1 for r in rows)
+
+
+def test_at_init_schemes_keep_as_many_weights_as_magnitude_pruning(methods_run):
+    records = {(r["round"], r["scheme"]): r["counts"] for r in methods_run.sparsity()}
+    for round_ in (1, 2):
+        for scheme in ("snip", "grasp", "synflow", "finetune", "lr-rewind:10"):
+            # layer scope: the same survivors per layer, elsewhere in each layer
+            assert records[(round_, scheme)] == records[(round_, "rewind")], (round_, scheme)
+
+
+def test_snip_masks_in_the_loop_are_scored_at_theta0(methods_run):
+    cfg = methods_run.config()
+    data = load_data(cfg)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    model.load_state_dict(load_checkpoint(methods_run.init_checkpoint(0))[THETA0_KEY])
+    masks_rewind = load_segment(methods_run.segment_checkpoint(0, 2, "rewind")).masks
+    survivors = {name: int(m.sum()) for name, m in masks_rewind.items()}
+    seed = mix_seed(cfg.train.seed, 0)
+    x, y = saliency.prune_sample(data, torch.Generator().manual_seed(mix_seed(seed, 300)))
+    from prunetui.pruning import Survivors
+
+    expected = saliency.at_init_masks("snip", model, layers_for(cfg, model),
+                                      Survivors(per_layer=survivors), x, y)
+    found = load_segment(methods_run.segment_checkpoint(0, 2, "snip")).masks
+    for name, mask in expected.items():
+        assert torch.equal(found[name].bool(), mask.bool()), name
+    # and the snip segment started from theta0 under those masks: its masks differ from rewind's
+    assert any(not torch.equal(found[n], masks_rewind[n]) for n in found)
+
+
+def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(methods_run, mnist_root,
+                                                                    tmp_path):
+    cfg = methods_config(mnist_root, **{"prune.rounds": 1, "train.iterations": 60,
+                                        "train.milestones": [20, 40],
+                                        "prune.schemes": ["finetune", "lr-rewind:20", "snip"]})
+    expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
+    run = new_run(cfg, tmp_path, "killed")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rng = random.Random(os.getpid())
+    for _ in range(2):
+        proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain", "--no-estimate"),
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_rows(run.metrics_path, rng.randrange(3, len(expected) - 3), proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    done = subprocess.run(cli("run", "--resume", str(run.path), "--plain", "--no-estimate"),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert comparable(run) == expected
