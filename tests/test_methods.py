@@ -93,3 +93,30 @@ def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(methods_run,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert comparable(run) == expected
+
+
+def test_a_pruned_at_init_round_exports_and_loads(methods_run, tmp_path):
+    from prunetui import load_pruned
+    from prunetui.cli import main
+
+    out = tmp_path / "synflow.pt"
+    assert main(["export", str(methods_run.path), str(out), "--round", "2",
+                 "--scheme", "synflow"]) == 0
+    model = load_pruned(out)
+    masks = load_segment(methods_run.segment_checkpoint(0, 2, "synflow")).masks
+    for name, mask in masks.items():
+        weight = model.net.state_dict()[name]
+        assert torch.count_nonzero(weight) <= int(mask.sum()), name
+        assert torch.all(weight[~mask.bool()] == 0), name
+
+
+def test_global_scope_at_init_keeps_magnitude_pruning_total(mnist_root, tmp_path):
+    cfg = methods_config(mnist_root, **{"prune.scope": "global", "prune.rounds": 1,
+                                        "prune.schemes": ["rewind", "synflow", "snip"]})
+    run = run_to_end(cfg, tmp_path, "global")
+    records = {(r["round"], r["scheme"]): r["counts"] for r in run.sparsity()}
+    totals = {s: sum(alive for alive, _ in records[(1, s)].values())
+              for s in ("rewind", "synflow", "snip")}
+    assert totals["synflow"] == totals["snip"] == totals["rewind"]
+    # ranked over all layers together: the per-layer fractions differ from rewind's
+    assert records[(1, "synflow")] != records[(1, "rewind")]
