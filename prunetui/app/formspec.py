@@ -8,6 +8,7 @@ its default and asks again, collecting one message per field. Pure Python: no Te
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,12 @@ Values = dict[str, Any]  # field key -> widget value (text, selected option, lis
 class Field:
     key: str  # "section.name" of the config, or a form-only key (stop_by, length_by, ...)
     label: str
-    kind: str  # select | int | float | floats | text | names | schemes | ints
+    kind: str  # select | int | float | floats | text | names | schemes | ints | table
     choices: tuple[tuple[str, str], ...] = ()  # (label, value)
     visible: Callable[[Values], bool] | None = None
     section: str = ""
     placeholder: str = ""
+    suggestions: tuple[str, ...] = ()  # completions offered while typing a text field
 
     @property
     def widget_id(self) -> str:
@@ -41,6 +43,10 @@ def _is(key: str, *wanted: str) -> Callable[[Values], bool]:
     return lambda values: values.get(key) in wanted
 
 
+# Built-in networks first, then a few torchvision ones (any torchvision classifier works).
+ARCH_SUGGESTIONS = (*config.ARCHS, "torchvision:resnet18", "torchvision:resnet50",
+                    "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0",
+                    "torchvision:vgg11_bn")
 STOP_BY = (("a number of rounds", "rounds"), ("a target of weights left", "target"))
 LENGTH_BY = (("iterations", "iterations"), ("epochs", "epochs"))
 SCHEME_LABELS = {
@@ -72,7 +78,11 @@ FIELDS: tuple[Field, ...] = (
           visible=_is("data.dataset", "faces")),
     Field("data.crop", "Faces crop", "int", section="Data",
           visible=_is("data.dataset", "faces")),
-    Field("model.arch", "Model", "select", _choices(config.ARCHS), section="Model"),
+    Field("model.arch", "Model", "text", section="Model", suggestions=ARCH_SUGGESTIONS,
+          placeholder="built-in, torchvision:NAME or MODULE:CALLABLE"),
+    Field("model.args", "Model arguments", "table", section="Model",
+          visible=lambda values: ":" in str(values.get("model.arch") or ""),
+          placeholder="TOML table, e.g. {depth = 3}"),
     Field("model.init", "Initialization", "select", _choices(config.INITS), section="Model"),
     Field("model.width", "LightCNN width", "float", section="Model",
           visible=_is("model.arch", "lightcnn-9")),
@@ -134,7 +144,8 @@ BY_KEY = {f.key: f for f in FIELDS}
 FORM_ONLY = ("prune.stop_by", *LATE_FIELDS, "train.length_by")
 KIND_HINT = {"int": "must be an integer", "float": "must be a number",
              "floats": "must be numbers separated by commas",
-             "ints": "must be whole numbers separated by commas"}
+             "ints": "must be whole numbers separated by commas",
+             "table": "must be a TOML inline table, e.g. {depth = 3, widen = 2}"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +174,27 @@ def parse(kind: str, text: str) -> Any:
         return [parse("int" if kind == "ints" else "float", t) for t in items]
     if kind == "names":
         return [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
+    if kind == "table":
+        try:
+            return tomllib.loads(f"v = {text or '{}'}")["v"] if text else {}
+        except tomllib.TOMLDecodeError:
+            raise ValueError(text) from None
     return text
+
+
+def table_text(table: dict[str, Any]) -> str:
+    """A dict as a TOML inline table on one line (the text a "table" field shows)."""
+    return inline_toml(table) if table else ""
+
+
+def inline_toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {inline_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(inline_toml(v) for v in value) + "]"
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).partition("=")[2].strip()  # a scalar, TOML-quoted
 
 
 def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Values, list[str]]:
@@ -189,6 +220,8 @@ def values_from_raw(raw: dict[str, Any], base: Values | None = None) -> tuple[Va
                 values[key] = str(value)
             elif field.kind in ("floats", "ints") and isinstance(value, list):
                 values[key] = ", ".join(number_text(v) for v in value)
+            elif field.kind == "table" and isinstance(value, dict):
+                values[key] = table_text(value)
             elif field.kind == "names" and isinstance(value, list):
                 values[key] = ", ".join(str(v) for v in value)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -59,6 +59,28 @@ def test_form_keeps_each_late_scheme_on_its_own_field_and_edits_the_schedule():
         dict(values, **{"prune.schemes": ["rewind"]}))
 
 
+def test_form_takes_any_network_by_name_with_its_arguments(tmp_path, monkeypatch):
+    (tmp_path / "mynets.py").write_text(
+        "import torch.nn as nn\n"
+        "def tiny(num_classes, input_shape, hidden=8):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(),\n"
+        "                         nn.Linear(hidden, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    values = formspec.values_from_config(config.Config())
+    own = dict(values, **{"model.arch": "mynets:tiny", "model.args": "{hidden = 16}"})
+    cfg, errors = formspec.check(own)
+    assert errors == {} and cfg.model.arch == "mynets:tiny" and cfg.model.args == {"hidden": 16}
+    assert formspec.values_from_config(cfg)["model.args"] == "{hidden = 16}"
+    assert formspec.BY_KEY["model.args"].visible(own)
+    assert not formspec.BY_KEY["model.args"].visible(values)
+    missing = dict(own, **{"model.arch": "mynets:nothing"})
+    assert set(formspec.check(missing)[1]) == {"model.arch"}
+    not_toml = dict(own, **{"model.args": "hidden: 16"})
+    assert formspec.check(not_toml)[1] == {"model.args": formspec.KIND_HINT["table"]}
+    built_in_with_args = dict(values, **{"model.args": "{hidden = 16}"})
+    assert set(formspec.check(built_in_with_args)[1]) == {"model.args"}
+
+
 def write_rows(path, rows):
     with path.open("a") as fh:
         for row in rows:

@@ -171,7 +171,7 @@ offers a detached launch. Setup opens on the last config launched, else the `qui
     def _select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "f-data-dataset":  # keep the model consistent with the dataset
             faces = event.value == "faces"
-            arch = self.query_one("#f-model-arch", Select)
+            arch = self.query_one("#f-model-arch", Input)
             if faces and arch.value != "lightcnn-9":
                 arch.value = "lightcnn-9"
             elif not faces and arch.value == "lightcnn-9":

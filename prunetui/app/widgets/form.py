@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.suggester import SuggestFromList
 from textual.validation import Function, Validator
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static
@@ -52,8 +53,10 @@ class FieldRow(Vertical):
             return SelectionList[str](*((label, v, v in chosen) for label, v in f.choices),
                                       id=wid, compact=True)
         validator = type_validator(f.kind)
+        suggester = SuggestFromList(f.suggestions, case_sensitive=False) if f.suggestions \
+            else None
         return Input(str(self._initial or ""), placeholder=f.placeholder, compact=True, id=wid,
-                     validators=[validator] if validator else None,
+                     validators=[validator] if validator else None, suggester=suggester,
                      select_on_focus=False)
 
     @property
