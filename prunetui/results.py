@@ -74,10 +74,6 @@ def segment_results(metrics: Iterable[dict[str, Any]]) -> list[SegmentResult]:
     return [segment_result(rows) for _, rows in sorted(groups.items(), key=lambda kv: kv[0])]
 
 
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
     """Table rows sorted by round, then scheme (the dense round 0 first)."""
     groups: dict[tuple[int, str], list[SegmentResult]] = defaultdict(list)
@@ -89,7 +85,7 @@ def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
         rows.append(RoundResult(
             round=round_, scheme=scheme,
             remaining=statistics.fmean(s.remaining for s in segs),
-            test_acc=accs.mean, test_acc_std=_std([s.test_acc for s in segs]),
+            test_acc=accs.mean, test_acc_std=accs.std,
             early_stop_iteration=statistics.fmean(s.early_stop_iteration for s in segs),
             best_val_acc=statistics.fmean(s.best_val_acc for s in segs),
             replicates=len(segs), test_acc_half_width=accs.half_width,

@@ -41,6 +41,8 @@ class Summary:
     maximum: float
     n: int
 
+    std: float = 0.0  # sample standard deviation; 0 with one value
+
     @property
     def low(self) -> float | None:
         return None if self.half_width is None else self.mean - self.half_width
@@ -51,8 +53,9 @@ class Summary:
 
 
 def summarize(values: Sequence[float]) -> Summary:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
     return Summary(statistics.fmean(values), t_half_width(values), min(values), max(values),
-                   len(values))
+                   len(values), std)
 
 
 @dataclass(frozen=True)
