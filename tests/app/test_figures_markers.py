@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from prunetui import figures
 from prunetui.app.app import PruneApp
 from prunetui.app.rundata import RunData
 from prunetui.app.screens.figure import SaveFigureScreen
 from prunetui.app.screens.runs import RunsScreen
 from prunetui.app.widgets.charts import SCHEME_MARKERS, LotteryChart, scheme_marker
+from prunetui.config import NAMED_SCHEMES
 from tests.app.conftest import SIZE, wait_for
 from tests.test_figures import fake_run
 
@@ -44,11 +46,13 @@ async def test_f_saves_the_figure_of_the_run_or_of_the_marked_pair(models, tmp_p
 
 
 def test_schemes_and_compared_runs_get_distinct_markers():
+    every = ("dense", *NAMED_SCHEMES, "rewind:500", "lr-rewind:500")
     for run_index in (0, 1):
-        markers = [scheme_marker(s, run_index) for s in ("dense", "keep", "reinit", "rewind",
-                                                          "random-mask", "rewind:500")]
+        markers = [scheme_marker(s, run_index, every) for s in every]
         assert len(set(markers)) == len(markers)
     assert not set(SCHEME_MARKERS[0].values()) & set(SCHEME_MARKERS[1].values())
+    figure_markers = [figures.scheme_marker(s) for s in ("dense", *NAMED_SCHEMES)]
+    assert len(set(figure_markers)) == len(figure_markers)
 
 
 def test_late_rewinds_drawn_together_get_distinct_markers():
