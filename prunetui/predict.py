@@ -1,11 +1,13 @@
 """Predictions of an exported model on image files and folders: the engine of
 ``prunetui predict`` and of the app's 'try it' (torch is imported only by what uses it).
 
-Images in folders named after the model's classes are labelled (accuracy; a ``split.json``
-also gives each its part). MNIST models classify whole images (``PrunedModel.prepare``); face
-models find faces in raw photos with ``prepare``'s own functions and the settings recorded in
-the export, and classify each crop; images under a folder ``prepare`` wrote are crops already.
-Unreadable files and photos without a face are skipped with a reason (``REASONS``).
+Images in folders named after the model's classes are labelled (accuracy; a face folder's
+``split.json``, or for an image-folder model the run's own split of ``data.root``, also gives
+each its part). MNIST, image-folder and CIFAR models classify whole images
+(``PrunedModel.prepare``; folder and CIFAR models read each file as the folder loader does);
+face models find faces in raw photos with ``prepare``'s own functions and the settings recorded
+in the export, and classify each crop; images under a folder ``prepare`` wrote are crops
+already. Unreadable files and photos without a face are skipped with a reason (``REASONS``).
 """
 
 from __future__ import annotations
@@ -140,9 +142,28 @@ def _visible_files(folder: Path) -> Iterable[Path]:
             yield path
 
 
+def folder_parts(meta: dict[str, Any]) -> dict[Path, str]:
+    """Resolved file -> part ("train", "validation", "test") of an image-folder run's data.root,
+    split as the run split it (given train/val/test folders, or data.split); empty for other
+    models or when the folder cannot be listed."""
+    data = meta.get("config", {}).get("data", {})
+    if data.get("dataset") != "folder":
+        return {}
+    from prunetui.data.folder import list_folder
+    from prunetui.data.tensors import DataError
+
+    try:
+        listing = list_folder(Path(data["root"]), tuple(data["split"]))
+    except (DataError, OSError, KeyError, TypeError, ValueError):
+        return {}
+    return {path.resolve(): part for part, files in listing.sets.items() for path, _ in files}
+
+
 def collect(inputs: Sequence[str | Path], class_names: Sequence[str],
-            prepared: bool | None = None) -> tuple[list[ImageResult], list[SkippedFile], int]:
-    """The images of ``inputs`` in order, what could not be listed, and non-image files."""
+            prepared: bool | None = None, known_parts: dict[Path, str] | None = None
+            ) -> tuple[list[ImageResult], list[SkippedFile], int]:
+    """The images of ``inputs`` in order, what could not be listed, and non-image files.
+    ``known_parts``: resolved file -> part (:func:`folder_parts`), before any split.json."""
     names, items, skipped, ignored = set(class_names), [], [], 0
     has_report = functools.cache(lambda folder: (folder / REPORT_FILE).is_file())
     parts = functools.cache(_read_parts)
@@ -151,7 +172,8 @@ def collect(inputs: Sequence[str | Path], class_names: Sequence[str],
         label = path.parent.name if path.parent.name in names else None
         is_prepared = prepared if prepared is not None else \
             has_report(path.parent) or has_report(path.parent.parent)
-        part = parts(path.parent.parent).get(f"{path.parent.name}/{path.name}")
+        part = (known_parts.get(path.resolve()) if known_parts else None) \
+            or parts(path.parent.parent).get(f"{path.parent.name}/{path.name}")
         items.append(ImageResult(path, shown, label, part, [], is_prepared))
 
     for given in map(Path, inputs):
@@ -178,6 +200,15 @@ def file_size(path: Path) -> int:
     if size == 0:
         raise Skip("empty_file", REASONS["empty_file"])
     return size
+
+
+def decode_photo(path: Path) -> Any:
+    """An image-folder / CIFAR model's input file decoded as the folder loader decodes it
+    (prepare's ``load_photo``: upright 8-bit RGB); raises Skip with prepare's reasons."""
+    from prunetui.data.prepare.decode import load_photo
+
+    file_size(path)
+    return load_photo(path)
 
 
 def open_image(path: Path) -> Any:
@@ -238,9 +269,14 @@ def predict_images(model: PrunedModel, inputs: Sequence[str | Path], *, top: int
     True treats every input as a prepared crop, False none, None decides per folder.
     ``device`` runs face detection. When no image gave a prediction, ``problem`` says why.
     """
-    items, skipped, ignored = collect(inputs, model.class_names, prepared)
+    from prunetui.export.inputs import PHOTO_DATASETS
+
+    items, skipped, ignored = collect(inputs, model.class_names, prepared,
+                                      folder_parts(model.meta))
     result = Prediction([], skipped, ignored)
-    is_faces = model.meta["config"]["data"]["dataset"] == "faces"
+    dataset = model.meta["config"]["data"]["dataset"]
+    is_faces = dataset == "faces"
+    read = decode_photo if dataset in PHOTO_DATASETS else open_image
     if is_faces:
         settings, note = face_settings(model)
         result.settings = dataclasses.replace(settings, faces=faces or "all")
@@ -259,7 +295,7 @@ def predict_images(model: PrunedModel, inputs: Sequence[str | Path], *, top: int
                 break
             try:
                 if item.prepared or not is_faces:
-                    found.append((item, [(open_image(item.path), None, None)]))
+                    found.append((item, [(read(item.path), None, None)]))
                     continue
                 if detector is None:
                     from prunetui.data.prepare.detect import FaceDetector
@@ -296,4 +332,5 @@ def _nothing_usable(inputs: Sequence[str | Path], result: Prediction) -> str:
 
 
 __all__ = ["Accuracy", "ClassScore", "Face", "ImageResult", "Prediction", "collect",
-           "face_settings", "file_size", "find_faces", "open_image", "predict_images"]
+           "decode_photo", "face_settings", "file_size", "find_faces", "folder_parts",
+           "open_image", "predict_images"]

@@ -30,11 +30,13 @@ CLASSES_SHOWN = 20  # rows of the confusion summary (the least accurate classes 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="classify image files or folders with an exported model",
-        description="Print the top-K class names and probabilities of each image (MNIST "
-        "models) or of each face found in each photo (face models: MTCNN with the settings "
-        "prunetui prepare used, recorded in the export). Images in folders named after the "
-        "model's classes are labelled by them: accuracy and a confusion summary follow. "
-        "Exit code 2 for a bad model file or no usable input.")
+        description="Print the top-K class names and probabilities of each image (MNIST, "
+        "image-folder and CIFAR models: each image is read, resized and normalized as the "
+        "run's evaluation did it) or of each face found in each photo (face models: MTCNN "
+        "with the settings prunetui prepare used, recorded in the export). Images in folders "
+        "named after the model's classes are labelled by them: accuracy (by split for the "
+        "run's own face or image folder) and a confusion summary follow. Exit code 2 for a "
+        "bad model file or no usable input.")
     p.add_argument("model", metavar="MODEL", help="a file written by prunetui export")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
     p.add_argument("--top", type=int, default=3, metavar="K",

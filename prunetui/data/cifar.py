@@ -33,6 +33,7 @@ NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+SIZE = 32  # stored and fed to the network whole: 3 x 32 x 32
 PAD = 4
 SPLIT_SEED = 0  # the validation split must not change with train.seed
 
@@ -86,6 +87,20 @@ def chw(images) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 
+def class_names(root: str | Path, dataset: str) -> tuple[str, ...] | None:
+    """The class names in label order, from the dataset's meta file as torchvision reads it
+    (``batches.meta`` / ``meta``); None when it cannot be read."""
+    import pickle
+
+    cls = torchvision_class(dataset)
+    try:
+        with (folder(root, dataset) / cls.meta["filename"]).open("rb") as fh:
+            names = pickle.load(fh, encoding="latin1")[cls.meta["key"]]
+        return tuple(str(n) for n in names)
+    except Exception:  # why: missing, truncated or foreign file: the names are only a label
+        return None
+
+
 def load_cifar(cfg: Config) -> ImageData:
     import torch
 
@@ -101,11 +116,11 @@ def load_cifar(cfg: Config) -> ImageData:
         train_idx = train_idx[:d.train_subset]
     mean, std = NORMALIZATION[d.dataset]
     data = ImageData(
-        name=d.dataset, num_classes=len(train.classes), input_shape=(3, 32, 32),
+        name=d.dataset, num_classes=len(train.classes), input_shape=(3, SIZE, SIZE),
         train_x=x[train_idx].contiguous(), train_y=y[train_idx].contiguous(),
         val_x=x[val_idx].contiguous(), val_y=y[val_idx].contiguous(),
         test_x=chw(test.data), test_y=torch.tensor(test.targets, dtype=torch.long),
-        class_names=tuple(str(c) for c in train.classes), crop=32, pad=PAD, mean=mean, std=std)
+        class_names=tuple(str(c) for c in train.classes), crop=SIZE, pad=PAD, mean=mean, std=std)
     nbytes = sum(t.numel() for t in (data.train_x, data.val_x, data.test_x))
     budget, how = budget_bytes(cfg)
     source = f"{d.dataset} {folder(d.root, d.dataset)}"

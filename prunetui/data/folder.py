@@ -9,8 +9,9 @@ give the same split and a new class leaves the others' unchanged).
 Every visible file is decoded (any format Pillow reads; any size and mode, 16-bit stretched
 over its own range, transparency flattened onto white: prepare's :func:`load_photo`), its centre
 square resized to ``data.image_size`` and kept with ``data.channels`` (1 or 3) as uint8
-(:func:`prunetui.data.faces.image_pixels`). Files that cannot be used are skipped with prepare's
-reason codes and reported in the run's log. Names starting with ``.`` are left out.
+(:func:`photo_pixels`, with :func:`prunetui.data.faces.image_pixels`; ``PrunedModel.prepare``
+decodes a user's images with the same functions). Files that cannot be used are skipped with
+prepare's reason codes and reported in the run's log. Names starting with ``.`` are left out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 from prunetui.config import ConfigError
 from prunetui.data.faces import SPLIT_SEED, image_pixels, make_split, natural_key
 from prunetui.data.images import ImageData, pixel_stats
-from prunetui.data.prepare.decode import load_photo
+from prunetui.data.prepare.decode import load_photo, to_rgb
 from prunetui.data.prepare.skips import REASONS, Skip, SkippedFile
 from prunetui.data.stream import (
     Reader,
@@ -148,12 +149,19 @@ def list_folder(root: Path, fractions: tuple[float, ...]) -> Listing:
     return Listing(root, tuple(names), sets, False, skipped)
 
 
+def photo_pixels(image, size: int, channels: int):
+    """A Pillow image as the loader stores a decoded file: 8-bit RGB as prepare's
+    :func:`load_photo` makes it (16-bit stretched, transparency onto white), then its centre
+    square resized to ``size`` with ``channels`` (uint8 ``[channels, size, size]``)."""
+    return image_pixels(to_rgb(image), size, channels)
+
+
 def decode_file(path: Path, size: int, channels: int):
     """uint8 ``[channels, size, size]``, or the :class:`Skip` that says why not."""
     try:
         if path.stat().st_size == 0:
             raise Skip("empty_file", REASONS["empty_file"])
-        return image_pixels(load_photo(path), size, channels)
+        return photo_pixels(load_photo(path), size, channels)
     except Skip as skip:
         return skip
     except OSError as err:

@@ -66,14 +66,21 @@ class ImageData(TensorData):
 
     def channel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std as ``[C, 1, 1]`` float tensors on ``device`` (made once per device)."""
-        import torch
-
         key = str(device)
         if key not in self._stats:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+            mean, std = stats_tensors(self.mean, self.std)
             self._stats[key] = (mean.to(device), std.to(device))
         return self._stats[key]
+
+
+def stats_tensors(mean: tuple[float, ...], std: tuple[float, ...]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (of x/255) as the ``[C, 1, 1]`` float32 tensors that
+    :meth:`ImageData.eval_input` normalises with (``PrunedModel.prepare`` uses them too)."""
+    import torch
+
+    return (torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
+            torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
 
 
 def random_crops(x: torch.Tensor, crop: int, pad: int,

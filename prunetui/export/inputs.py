@@ -3,19 +3,28 @@
 :func:`prepare_images` gives exactly the tensor that evaluation fed the model, reusing the data
 modules' functions rather than a copy of their rules:
 
-- every image becomes 8-bit gray at the stored size as training decoded it
-  (:func:`prunetui.data.faces.gray_pixels`: Pillow ``convert("L")``, then Pillow's bilinear
-  resize, antialiased when shrinking, only when the size differs). The stored size is
-  ``data.image_size`` for faces and 28 for MNIST / Fashion-MNIST (their own 28x28 images pass
-  unchanged). An image that is not square is cut to its centre square first (prepared faces
-  and the digits are square);
-- faces: centre ``data.crop`` square and normalization with the training set's mean and std
-  (:func:`prunetui.data.faces.eval_pixels`); MNIST: :func:`prunetui.data.mnist.normalize`.
+- faces and MNIST / Fashion-MNIST: every image becomes 8-bit gray at the stored size as
+  training decoded it (:func:`prunetui.data.faces.gray_pixels`: Pillow ``convert("L")``, then
+  Pillow's bilinear resize, antialiased when shrinking, only when the size differs). The stored
+  size is ``data.image_size`` for faces and 28 for MNIST / Fashion-MNIST (their own 28x28
+  images pass unchanged). An image that is not square is cut to its centre square first
+  (prepared faces and the digits are square). Faces: centre ``data.crop`` square and
+  normalization with the training set's mean and std (:func:`prunetui.data.faces.eval_pixels`);
+  MNIST: :func:`prunetui.data.mnist.normalize`;
+- image folders (``folder``) and CIFAR-10/100: every image is decoded as the folder loader
+  decodes its files (:func:`prunetui.data.folder.decode_file` for paths: EXIF orientation,
+  16-bit stretched, transparency onto white; :func:`prunetui.data.folder.photo_pixels` for
+  Pillow images and tensors), its centre square resized to the stored size with the run's
+  channels (folder: ``data.image_size`` and ``data.channels``; CIFAR: 32x32 RGB, so the
+  dataset's own images pass unchanged), then the centre ``data.crop`` square (CIFAR: all 32)
+  normalized per channel as :class:`prunetui.data.images.ImageData` does it (folder: the
+  training set's statistics, recorded in the export; CIFAR: ``prunetui.data.cifar``'s
+  constants).
 
 Accepted images: a tensor of 0-255 pixel values (uint8 or float; ``H x W``, ``C x H x W`` with
 C = 1, 3 or 4, a batch ``N x C x H x W``, or a batch ``N x H x W`` of gray images when the
 first of three dimensions is not 1, 3 or 4), a Pillow image (any mode), a path, or a list of
-these.
+these. A tensor already at the stored size and channels is taken as stored.
 """
 
 from __future__ import annotations
@@ -29,13 +38,14 @@ import torch
 from prunetui.export.fileformat import ExportError
 
 MNIST_SIZE = 28
+PHOTO_DATASETS = ("folder", "cifar10", "cifar100")  # colour-capable, decoded as photos
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def _items(images: Any) -> list[Any]:
-    """One entry per image: a Pillow image, or a tensor ``H x W`` / ``C x H x W``."""
+    """One entry per image: a path, a Pillow image, or a tensor ``H x W`` / ``C x H x W``."""
     if isinstance(images, (str, Path)):
-        return [_open(Path(images))]
+        return [Path(images)]
     if isinstance(images, torch.Tensor):
         if images.dim() == 2 or (images.dim() == 3 and images.shape[0] in _MODES
                                  and images.shape[0] != 2):
@@ -82,6 +92,8 @@ def _stored(item: Any, size: int) -> torch.Tensor:
     """One image as training stored it: ``[1, size, size]`` (uint8, or float kept as given)."""
     from prunetui.data.faces import gray_pixels
 
+    if isinstance(item, Path):
+        item = _open(item)
     if isinstance(item, torch.Tensor):
         gray = item if item.dim() == 2 else item[0] if item.shape[0] == 1 else None
         if gray is not None and tuple(gray.shape) == (size, size) \
@@ -106,10 +118,79 @@ def stored_images(images: Any, size: int) -> torch.Tensor:
     return torch.stack(items)
 
 
+def _photo(item: Any, size: int, channels: int) -> torch.Tensor:
+    """One image as the folder loader stores it: ``[channels, size, size]``."""
+    from prunetui.data.folder import decode_file, photo_pixels
+
+    if isinstance(item, Path):
+        decoded = decode_file(item, size, channels)
+        if not isinstance(decoded, torch.Tensor):  # a Skip: prepare's reason
+            raise ExportError(f"Cannot read the image {item} ({decoded.message}).")
+        return decoded
+    if isinstance(item, torch.Tensor):
+        t = item.detach().cpu()
+        t = t.unsqueeze(0) if t.dim() == 2 else t
+        if tuple(t.shape) == (channels, size, size) \
+                and (t.dtype == torch.uint8 or t.is_floating_point()):
+            return t  # already what decoding would give
+        item = _to_pillow(item)
+    return photo_pixels(item, size, channels)
+
+
+def stored_photos(images: Any, size: int, channels: int) -> torch.Tensor:
+    """Images as the folder loader stores them: ``[N, channels, size, size]`` (uint8 unless
+    floats given)."""
+    items = [_photo(item, size, channels) for item in _items(images)]
+    if not items:
+        raise ExportError("No images given.")
+    if any(t.dtype != torch.uint8 for t in items):
+        items = [t.float() for t in items]
+    return torch.stack(items)
+
+
+def _per_channel(norm: Any, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std of a recorded normalization, one value per channel."""
+    def values(key: str) -> tuple[float, ...]:
+        v = norm[key]
+        return tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else (float(v),)
+
+    mean, std = values("mean"), values("std")
+    if len(mean) != channels or len(std) != channels:
+        raise ExportError(f"This export records an input normalization for {len(mean)} "
+                          f"channels, but its images have {channels}; export it again with: "
+                          "prunetui export RUN OUT.pt")
+    return mean, std
+
+
+def photo_input(meta: dict[str, Any], images: Any) -> torch.Tensor:
+    """Folder and CIFAR models: the stored square, centre crop, per-channel normalization."""
+    from prunetui.data.faces import eval_pixels
+    from prunetui.data.images import stats_tensors
+
+    data = meta["config"]["data"]
+    if data["dataset"] == "folder":
+        size, channels, crop = int(data["image_size"]), int(data["channels"]), int(data["crop"])
+        norm = meta.get("input_normalization")
+        if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+            raise ExportError("This export does not know its input normalization (the image "
+                              "folder was not readable when it was written); export it again "
+                              "with: prunetui export RUN OUT.pt")
+        mean, std = _per_channel(norm, channels)
+    else:
+        from prunetui.data.cifar import NORMALIZATION, SIZE
+
+        size, channels, crop = SIZE, 3, SIZE
+        mean, std = NORMALIZATION[data["dataset"]]
+    x = stored_photos(images, size, channels)
+    return eval_pixels(x, crop, *stats_tensors(mean, std))
+
+
 def prepare_images(meta: dict[str, Any], images: Any) -> torch.Tensor:
     """The model input of ``images``, exactly as the run's evaluation made it from its data."""
     data = meta["config"]["data"]
     dataset = data["dataset"]
+    if dataset in PHOTO_DATASETS:
+        return photo_input(meta, images)
     if dataset == "faces":
         from prunetui.data.faces import eval_pixels
 
@@ -135,4 +216,5 @@ def meta_class_names(meta: dict[str, Any]) -> list[str]:
     return [str(i) for i in range(count)]
 
 
-__all__ = ["MNIST_SIZE", "meta_class_names", "prepare_images", "stored_images"]
+__all__ = ["MNIST_SIZE", "PHOTO_DATASETS", "meta_class_names", "photo_input", "prepare_images",
+           "stored_images", "stored_photos"]

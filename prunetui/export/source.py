@@ -36,8 +36,12 @@ class Source:
     early_stop_test_acc: float
 
     def input_shape(self) -> tuple[int, ...]:
-        if self.cfg.data.dataset == "faces":
-            return (1, self.cfg.data.crop, self.cfg.data.crop)
+        """One model input as the run's data gave it (the networks adapt their layers to it)."""
+        d = self.cfg.data
+        if d.dataset in ("faces", "folder"):
+            return (1 if d.dataset == "faces" else d.channels, d.crop, d.crop)
+        if d.dataset in ("cifar10", "cifar100"):
+            return (3, 32, 32)
         return (1, 28, 28)
 
     def num_classes(self) -> int:
