@@ -123,7 +123,8 @@ def test_describe_names_device_threads_and_how_it_was_timed():
         "on 10 steps)")
 
 
-def test_the_real_measurement_times_the_configured_run(mnist_root, tmp_path):
+def test_the_real_measurement_times_the_configured_run(mnist_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate, "busy_other_since", lambda _: 0.0)  # however busy the box is
     cfg = config.apply_overrides(config.Config(), tiny_overrides(mnist_root))
     found = estimate.estimate(cfg, threads=1, precision="fp32")
     assert found.source == "measured" and found.steps >= estimate.MIN_TIMED_STEPS
@@ -131,6 +132,58 @@ def test_the_real_measurement_times_the_configured_run(mnist_root, tmp_path):
     shape, _ = estimate.measure(cfg, __import__("torch").device("cpu"), 1, "fp32")
     assert (shape.train_size, shape.eval_size, shape.input_shape) == (600, 500 + 10000, (784,))
     assert estimate.estimate(cfg, threads=1, precision="fp32").source == "cached"
+
+
+def test_steps_slowed_by_another_process_do_not_move_the_calibration(mnist_root, monkeypatch):
+    """Another process took the core during one step in four (each 50 ms instead of 1 ms)
+    and during the first evaluation: the calibration is the undisturbed step and evaluation
+    (the mean step, 13 ms, made a quick run's estimate 3x too long)."""
+    from prunetui import training
+
+    now = [0.0]
+    step, evaluate = training.SegmentTrainer._step, training.evaluate
+    steps, evaluations = [], []
+
+    def slow_step(self, idx, iteration):
+        steps.append(iteration)
+        now[0] += 0.050 if len(steps) % 4 == 0 else 0.001
+        return step(self, idx, iteration)
+
+    def slow_evaluate(*args, **kwargs):
+        evaluations.append(1)
+        now[0] += 0.300 if len(evaluations) == 1 else 0.100
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training.SegmentTrainer, "_step", slow_step)
+    monkeypatch.setattr(training, "evaluate", slow_evaluate)
+    cfg = config.apply_overrides(config.Config(), tiny_overrides(mnist_root))
+    shape, found = estimate.measure(cfg, __import__("torch").device("cpu"), 1, "fp32",
+                                    clock=lambda: now[0])
+    assert found.per_step_s == pytest.approx(0.001)
+    # 10 steps of 1 ms are too short to trust: 0.3 s worth timed again (at most 200 steps).
+    assert found.steps == estimate.MAX_TIMED_STEPS == len(steps) - 2 * estimate.WARMUP_STEPS - 10
+    assert found.eval_example_s * shape.eval_size == pytest.approx(0.100)
+
+
+def test_a_calibration_crowded_by_other_processes_is_said_and_never_cached(tmp_path):
+    from prunetui import threads
+
+    cores = len(threads.allowed_cpus())
+    assert estimate.crowded(timing(busy_other=0.2), threads=2, allowed=2) is False
+    assert estimate.crowded(timing(busy_other=0.5), threads=2, allowed=2) is True
+    assert estimate.crowded(timing(busy_other=1.2), threads=1, allowed=2) is False
+    assert estimate.crowded(timing(busy_other=1.5), threads=1, allowed=2) is True
+    cfg = small_config(tmp_path)
+    busy = FakeMeasure(timing_=timing(busy_other=float(cores)))
+    first = estimate.estimate(cfg, threads=1, precision="fp32", measure_fn=busy)
+    again = estimate.estimate(cfg, threads=1, precision="fp32", measure_fn=busy)
+    assert len(busy.calls) == 2 and again.source == "measured"
+    assert first.describe().endswith(f"(1 thread; measured 10 steps while other processes "
+                                     f"kept {cores:g} cores busy)")
+    idle = FakeMeasure(timing_=timing(busy_other=0.0))
+    estimate.estimate(cfg, threads=1, precision="fp32", measure_fn=idle)
+    assert estimate.estimate(cfg, threads=1, precision="fp32", measure_fn=idle).source == "cached"
+    assert len(idle.calls) == 1
 
 
 def run_quick(root, out, *extra) -> list[str]:
