@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from prunetui import precision, pruning, saliency, store, threads
+from prunetui import precision, pruning, saliency, store, threads, unitmasks
 from prunetui.config import Config, parse_scheme
 from prunetui.data import TensorData, load_data
 from prunetui.device import resolve_device
@@ -202,6 +202,8 @@ class Experiment:
         self.model = build_model(self.cfg.model, data.input_shape, data.num_classes)
         self.model.to(self.device)
         self.layers = layers_for(self.cfg, self.model)
+        # prune.structure = "unit": groups traced once; a network it cannot prune stops here
+        self.units = unitmasks.unit_pruner(self.cfg, self.model, self.layers, data.input_shape)
         self.config_text = self._config_text()
         done, resume = self._restore_offsets()
         self.emit(RunStarted(
@@ -278,9 +280,9 @@ class Experiment:
         else:
             start, masks = segment_start(self.cfg, seg, rep, self.layers, self._fresh_state,
                                          lambda method, survivors: self._at_init_masks(
-                                             rep, data, method, survivors))
+                                             rep, data, method, survivors), self.units)
         rep.masks_this_round[seg.scheme] = masks
-        remaining = pruning.remaining(masks)
+        remaining = unitmasks.remaining(masks, self.layers)  # of the prunable weights
         device_masks = {k: v.to(self.device) for k, v in masks.items()}
         self.model.load_state_dict(start)
         seed = mix_seed(rep.seed, seg.round, zlib.crc32(seg.scheme.encode()))
@@ -296,7 +298,8 @@ class Experiment:
         else:
             self._record_sparsity(seg, masks)
         self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
-                                 pruning.layer_remaining(masks), loop.iteration, length))
+                                 pruning.layer_remaining(unitmasks.weight_masks(
+                                     masks, self.layers)), loop.iteration, length))
         rows: list[dict[str, Any]] = list(resume.rows or []) if resume else []
         hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
         trainer.run(loop, hooks)
@@ -350,10 +353,8 @@ class Experiment:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def _record_sparsity(self, seg: Segment, masks: pruning.Masks) -> None:
-        counts = {k: [int(v.sum().item()), v.numel()] for k, v in masks.items()}
         record = {"replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
-                  "remaining": pruning.remaining(masks),
-                  "layers": pruning.layer_remaining(masks), "counts": counts}
+                  **unitmasks.sparsity_fields(masks, self.layers, self.units)}
         self.sparsity_log.append(record)
         self.sparsity_record = record
 

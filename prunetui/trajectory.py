@@ -2,7 +2,9 @@
 
 :class:`ReplicateState` keeps θ0, the rewind points and each scheme's newest weights and masks.
 :func:`segment_start` composes the pure pieces for the next segment: pruning (pruning.py)
-decides its masks, the scheme's reset (schemes.py) its start weights.
+decides its masks, the scheme's reset (schemes.py) its start weights. With
+``prune.structure = "unit"`` the masks come from whole units (unitmasks.py); they still cover
+every parameter they zero, so the start weights are multiplied by all of them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prunetui.config import Config, parse_scheme
 from prunetui.nets import PrunableLayer
 from prunetui.segments import Segment, round_owners
 from prunetui.training import mix_seed
+from prunetui.unitmasks import UnitPruner
 
 State = dict[str, torch.Tensor]
 # (method, survivors) -> masks scored at theta0: the experiment holds the model and data.
@@ -46,15 +49,16 @@ class ReplicateState:
 
 def segment_start(cfg: Config, seg: Segment, rep: ReplicateState,
                   layers: list[PrunableLayer], fresh: Callable[[int], State],
-                  at_init: AtInitMasks | None = None) -> tuple[State, pruning.Masks]:
+                  at_init: AtInitMasks | None = None, units: UnitPruner | None = None
+                  ) -> tuple[State, pruning.Masks]:
     """Masks and start weights of a segment: pruning, then the scheme's reset.
 
     ``fresh(seed)`` builds newly initialised weights (``reinit``); ``at_init`` scores θ0 for
-    the pruning-at-initialization schemes."""
+    the pruning-at-initialization schemes; ``units`` prunes whole units (unit runs)."""
     if seg.round == 0:
-        masks = pruning.dense_masks(rep.theta0, layers)
+        masks = units.dense_masks() if units else pruning.dense_masks(rep.theta0, layers)
         return {k: v.clone() for k, v in rep.theta0.items()}, masks
-    masks = next_masks(cfg, seg, rep, layers, at_init)
+    masks = next_masks(cfg, seg, rep, layers, at_init, units)
     start = schemes.start_weights(
         seg.scheme, theta0=rep.theta0, trained=rep.trained[seg.scheme],
         rewind_points=rep.rewind_points,
@@ -72,11 +76,14 @@ def prune_rates(cfg: Config) -> pruning.PruneRates:
 
 
 def next_masks(cfg: Config, seg: Segment, rep: ReplicateState,
-               layers: list[PrunableLayer], at_init: AtInitMasks | None = None
-               ) -> pruning.Masks:
+               layers: list[PrunableLayer], at_init: AtInitMasks | None = None,
+               units: UnitPruner | None = None) -> pruning.Masks:
     """The scheme's masks for this round: scored at θ0 for as many survivors as magnitude
     pruning keeps by this round (at-init schemes, which never share rewind's masks), else
-    rewind's shared masks (``mask_from = "rewind"``), else pruned from its own last masks."""
+    rewind's shared masks (``mask_from = "rewind"``), else pruned from its own last masks.
+
+    With ``units`` whole units go: ranked by ``prune.unit_criterion`` on the scheme's trained
+    weights (``magnitude``), or at random, as many as magnitude pruning removes (``random``)."""
     prune, spec = cfg.prune, parse_scheme(seg.scheme)
     rng = torch.Generator().manual_seed(mix_seed(rep.seed, 200 + seg.round))
     if spec is not None and spec.at_init:
@@ -89,9 +96,16 @@ def next_masks(cfg: Config, seg: Segment, rep: ReplicateState,
     if prune.mask_from == "rewind" and seg.scheme != "rewind":
         shared = rep.masks_this_round["rewind"]
         if schemes.uses_random_mask(seg.scheme):
-            return pruning.random_masks_like(shared, rng)
+            return (units.random_like(shared, rng) if units
+                    else pruning.random_masks_like(shared, rng))
         return {k: v.clone() for k, v in shared.items()}
     previous = rep.masks[seg.scheme]
+    if units is not None:
+        random = schemes.uses_random_mask(seg.scheme)
+        return units.pruned(previous, None if random else rep.trained[seg.scheme],
+                            prune_rates(cfg), prune.scope,
+                            f"in round {seg.round} of replicate {seg.replicate} ({seg.scheme})",
+                            rng if random else None)
     if schemes.uses_random_mask(seg.scheme):
         scores = pruning.random_scores(previous, rng)
     else:

@@ -15,6 +15,9 @@ ARCHS = ("lenet-300-100", "lightcnn-9", "conv-2", "conv-4", "conv-6", "vgg-19", 
 INITS = ("default", "glorot-normal", "kaiming-normal")
 SCOPES = ("layer", "global")
 MASK_SOURCES = ("own", "rewind")
+# What a round removes: single weights, or whole units (neurons, channels; prunetui.structure).
+STRUCTURES = ("weight", "unit")
+UNIT_CRITERIA = ("l1", "l2", "bn-scale")  # how units are ranked (prunetui.structure.units)
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "tf32")  # prunetui.precision holds what each means
@@ -65,6 +68,11 @@ class PruneConfig:
     mask_from: str = "own"
     # fnmatch patterns of layer names left dense, e.g. ["conv", "blocks.*.shortcut.0"].
     skip: tuple[str, ...] = ()
+    # "weight": single weights; "unit": whole neurons / channels (and what reads them).
+    structure: str = "weight"
+    # Unit pruning only: rank units by "l1" or "l2" norm, or "bn-scale" (|gamma| of the
+    # BatchNorm after the layer). Ignored with structure = "weight".
+    unit_criterion: str = "l1"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import re
 
 from prunetui.config.errors import ConfigError
 from prunetui.config.schemes import (
+    AT_INIT_SCHEMES,
     SCHEME_HELP,
     is_scheme,
     lr_rewind_iteration,
@@ -21,7 +22,10 @@ from prunetui.config.sections import (
     PRECISIONS,
     SCHEDULES,
     SCOPES,
+    STRUCTURES,
+    UNIT_CRITERIA,
     Config,
+    PruneConfig,
     TrainConfig,
 )
 
@@ -106,6 +110,7 @@ def validate(cfg: Config) -> Config:
     if p.mask_from == "rewind" and "rewind" not in p.schemes:
         raise ConfigError("prune.mask_from", p.mask_from,
                           "'rewind' needs 'rewind' in prune.schemes (its masks are shared)")
+    _check_structure(p)
 
     _check_choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _check_range("train.lr", t.lr, 0.0, 10.0, low_open=True)
@@ -128,6 +133,22 @@ def validate(cfg: Config) -> Config:
                               f"below train.iterations ({t.iterations})")
     return cfg
 
+
+def _check_structure(p: PruneConfig) -> None:
+    """``prune.structure`` and ``prune.unit_criterion`` (checked, and ignored, with weights).
+
+    Whether ``bn-scale`` finds a BatchNorm after each layer, and whether the network's units
+    can be coupled, needs the network: the run checks that when it starts."""
+    _check_choice("prune.structure", p.structure, STRUCTURES)
+    _check_choice("prune.unit_criterion", p.unit_criterion, UNIT_CRITERIA)
+    if p.structure != "unit":
+        return
+    for s in p.schemes:
+        if s in AT_INIT_SCHEMES:
+            raise ConfigError("prune.schemes", list(p.schemes),
+                              f"{s} is a weight-level method (it scores single weights at "
+                              "initialization), so it cannot remove whole units; use "
+                              "prune.structure = 'weight' for it, or another scheme")
 
 
 def _check_schedule(t: TrainConfig) -> None:

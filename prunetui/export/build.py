@@ -4,7 +4,13 @@
   fileformat.py); biases and other tensors stay dense.
 - ``dense``: the masked network as a plain state dict.
 - ``shrunk``: units and channels that cannot matter removed (shrink.py): smaller dense layers
-  computing the same function.
+  computing the same function. For a unit-pruned run (``prune.structure = "unit"``) this is
+  the network without its removed units and channels (prunetui.structure.shrink, checked
+  against the masked one on a random batch), whose layer shapes the file records
+  (``meta["shapes"]``) so that ``load_pruned`` rebuilds it from the file alone.
+
+A network of the user's own (``model.arch = "MODULE:CALLABLE"``) is recorded by name with its
+``model.args`` (``meta["factory"]``): the file holds no code, loading imports the factory.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from prunetui.export.fileformat import FORMATS, ExportError, encode_sparse, inde
 from prunetui.export.source import Source
 from prunetui.nets import weight_layers
 from prunetui.shrink import ChainLayer, ShrinkError, shrink
+from prunetui.structure.masks import unit_masks_from
+from prunetui.structure.rebuild import shapes
 from prunetui.version import __version__
 
 
@@ -40,7 +48,28 @@ def input_normalization(src: Source) -> dict[str, float] | None:
 
         mean, std = NORMALIZATION[data.dataset]
         return {"mean": mean, "std": std}
+    if data.dataset in ("cifar10", "cifar100"):
+        from prunetui.data.cifar import NORMALIZATION as CIFAR
+
+        mean, std = CIFAR[data.dataset]
+        return {"mean": list(mean), "std": list(std)}
+    if data.dataset == "folder":
+        return _folder_stats(data)
     return _face_stats(data)
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_stats(data: config.DataConfig) -> dict[str, list[float]] | None:
+    """A folder run is normalized per channel with its training set's statistics: decode it
+    once to get them (the run's own split and subset pick that training set)."""
+    from prunetui.data import DataError
+    from prunetui.data.folder import load_folder
+
+    try:
+        images = load_folder(config.Config(data=data))
+    except (DataError, OSError):
+        return None
+    return {"mean": list(images.mean), "std": list(images.std)}
 
 
 @functools.lru_cache(maxsize=8)
@@ -64,9 +93,26 @@ def class_names(src: Source) -> list[str] | None:
         from prunetui.data.mnist import class_names as dataset_names
 
         names: tuple[str, ...] | None = dataset_names(data.dataset)
+    elif data.dataset in ("cifar10", "cifar100"):
+        from prunetui.data.cifar import class_names as cifar_names
+
+        names = cifar_names(data.root, data.dataset)
+    elif data.dataset == "folder":
+        names = _folder_names(data)
     else:
         names = _face_names(data.root)
     return list(names) if names and len(names) == src.num_classes() else None
+
+
+def _folder_names(data: config.DataConfig) -> tuple[str, ...] | None:
+    """The class folders, in ImageFolder's label order."""
+    from prunetui.data import DataError
+    from prunetui.data.folder import list_folder
+
+    try:
+        return tuple(list_folder(Path(data.root), tuple(data.split)).classes)
+    except (DataError, OSError):
+        return None
 
 
 def _face_names(root: str) -> tuple[str, ...] | None:
@@ -123,7 +169,11 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         "input_shape": list(src.input_shape()), "num_classes": src.num_classes(),
         "input_normalization": normalization or input_normalization(src),
         "class_names": class_names(src), "face_preparation": face_preparation(src),
+        "structure": src.cfg.prune.structure,
     }
+    arch = src.cfg.model.arch
+    if ":" in arch and not arch.startswith("torchvision:"):  # the user's own network
+        meta["factory"] = {"name": arch, "args": dict(src.cfg.model.args)}
     header: dict[str, Any] = {"meta": meta, "encoded": {}}
     tensors: dict[str, torch.Tensor] = {}
     message = ""
@@ -132,12 +182,17 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         tensors = state
     elif fmt == "sparse":
         for name, value in state.items():
-            if name in src.masks:
+            if name in src.masks and value.dim() >= 2:  # weights; biases and norms dense
                 desc, parts = encode_sparse(value, src.masks[name])
                 header["encoded"][name] = desc
                 tensors.update({f"{name}:{k}": v for k, v in parts.items()})
             else:
                 tensors[name] = value
+    elif src.cfg.prune.structure == "unit":
+        small, meta["shrink"] = shrink_units(src, model)
+        tensors = {k: v.detach().clone() for k, v in small.state_dict().items()}
+        meta["shapes"] = shapes(small)
+        message = "Shrinking " + unit_summary(meta["shrink"]) + "."
     else:
         unit = "units" if src.cfg.model.arch == "lenet-300-100" else "channels"
         try:
@@ -158,6 +213,40 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
     return Exported(to_bytes(header, tensors), header, message)
 
 
+def shrink_units(src: Source, model: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
+    """The unit-pruned ``model`` without its removed units, and what shrinking removed."""
+    from prunetui.structure.graph import unit_groups
+    from prunetui.structure.shrink import shrink as shrink_network
+
+    generator = torch.Generator().manual_seed(0)
+    shape = src.input_shape()
+    try:
+        groups = unit_groups(model, torch.zeros(2, *shape))
+        units = unit_masks_from(src.masks, groups)
+        small = shrink_network(model, units, groups,
+                               torch.randn(8, *shape, generator=generator))
+    except ValueError as err:  # CouplingError, ShrinkError: the message names the layer
+        raise ExportError(f"Cannot shrink {src.run.path} round {src.round} {src.scheme}: "
+                          f"{err}") from err
+    before = {g.modules()[0]: g.size for g in groups if g.layers}
+    after = {g.modules()[0]: int(units[g.layers[0]].sum().item()) for g in groups if g.layers}
+    return small.eval(), {
+        "structure": "unit", "removed": sum(before[k] - after[k] for k in before),
+        "units_before": before, "units_after": after,
+        "params_before": sum(p.numel() for p in model.parameters()),
+        "params_after": sum(p.numel() for p in small.parameters())}
+
+
+def unit_summary(report: dict[str, Any]) -> str:
+    """``removed 160 units and channels (fc1 300->240, ...): 18.1% of 266,610 parameters
+    left``."""
+    before, after = report["units_before"], report["units_after"]
+    changed = [f"{k} {before[k]}->{after[k]}" for k in before if before[k] != after[k]]
+    share = report["params_after"] / max(1, report["params_before"])
+    return (f"removed {report['removed']} units and channels ({', '.join(changed) or 'none'}): "
+            f"{100 * share:.1f}% of {report['params_before']:,} parameters left")
+
+
 def export(src: Source, fmt: str, out: str | Path) -> Exported:
     exported = build_export(src, fmt)
     store.atomic_write(Path(out), lambda fh: fh.write(exported.data))
@@ -165,4 +254,4 @@ def export(src: Source, fmt: str, out: str | Path) -> Exported:
 
 
 __all__ = ["Exported", "build_export", "chain_of", "class_names", "export",
-           "face_preparation", "input_normalization"]
+           "face_preparation", "input_normalization", "shrink_units", "unit_summary"]

@@ -134,7 +134,8 @@ def _pack(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, dict], bytes]:
     table, chunks, offset = {}, [], 0
     for name, t in tensors.items():
         t = t.detach().cpu().contiguous()
-        data = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) has no byte view
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
         pad = (-offset) % _ALIGN
         chunks.append(b"\0" * pad)
         offset += pad

@@ -1,4 +1,11 @@
-"""Loading an export: ``load_pruned`` gives a ready ``PrunedModel`` (any of the formats)."""
+"""Loading an export: ``load_pruned`` gives a ready ``PrunedModel`` (any of the formats).
+
+The network is built from the file's metadata: its ``model.arch`` (built-in constructors,
+``torchvision:NAME``, or the user's ``MODULE:CALLABLE`` factory, imported by name with the
+recorded ``model.args``), then given the file's layer shapes where shrinking changed them
+(``meta["shapes"]`` of a unit-pruned export, else the shrunk weights' shapes), then its
+tensors. Nothing in the file is ever executed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ import torch
 from torch import nn
 
 from prunetui import config
-from prunetui.export.fileformat import damaged, decode_sparse, read_file
+from prunetui.export.fileformat import ExportError, damaged, decode_sparse, read_file
 from prunetui.export.inputs import meta_class_names, prepare_images
 from prunetui.nets import build_model, weight_layers
+from prunetui.structure.rebuild import rebuild
 
 
 class PrunedModel(nn.Module):
@@ -85,7 +93,13 @@ def model_from(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Prun
     """The network of a read export (``fileformat.read_file`` / ``read_bytes``), in eval mode."""
     meta = header["meta"]
     cfg = config.from_dict(meta["config"])
-    net = build_model(cfg.model, tuple(meta["input_shape"]), int(meta["num_classes"]))
+    input_shape, num_classes = tuple(meta["input_shape"]), int(meta["num_classes"])
+    with torch.random.fork_rng(devices=[]):  # building draws an initialization: not the caller's
+        if meta.get("shapes") is not None:  # unit-pruned and shrunk: the recorded layer shapes
+            net = rebuild(cfg.model, input_shape, num_classes, meta["shapes"])
+            net.load_state_dict(tensors, strict=True)
+            return PrunedModel(net, None, meta).eval()
+        net = build_model(cfg.model, input_shape, num_classes)
     state = dict(tensors)
     input_index = state.pop("input_index", None)
     for name, desc in header.get("encoded", {}).items():
@@ -105,13 +119,26 @@ def model_from(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Prun
 def load_pruned(path: str | Path) -> PrunedModel:
     """Load a ``prunetui export`` file: a ready ``nn.Module`` in eval mode, metadata on ``.meta``.
 
-    Nothing in the file is executed (``torch.load(weights_only=True)``); a truncated, modified
-    or foreign file raises :class:`ExportError` with a one-line reason.
+    Nothing in the file is executed (``torch.load(weights_only=True)`` reads only tensors and
+    plain data); a truncated, modified or foreign file raises :class:`ExportError` with a
+    one-line reason. The network is rebuilt from the file alone for the built-in and
+    torchvision networks, shrunk ones included (their layer shapes are recorded). A network of
+    your own (``model.arch = "MODULE:CALLABLE"``) is named in the file, not stored in it:
+    loading imports ``MODULE`` (from ``PYTHONPATH`` or the current folder, as training did) and
+    calls ``CALLABLE(num_classes=..., input_shape=..., **model.args)`` with the recorded
+    values, so load such files only where that module is the one you trust.
     """
     header, tensors = read_file(path)
     try:
         return model_from(header, tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError, config.ConfigError) as err:
+    except config.ConfigError as err:
+        if err.key != "model.arch":
+            raise damaged(Path(path), f"its settings are not valid ({err})") from err
+        raise ExportError(f"{path} cannot be loaded: its network {err.value} cannot be built "
+                          f"here ({err.allowed}); a network of your own must be importable "
+                          "(on PYTHONPATH or in the current folder), as when it was "
+                          "trained") from err
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise damaged(Path(path), f"its network does not match its header ({err})") from err
 
 

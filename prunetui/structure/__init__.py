@@ -12,5 +12,7 @@ One concept a module:
 - :mod:`.rebuild`: the shapes of a shrunk built-in network, and rebuilding it from them.
 
 Masks stay masks during training (the loop multiplies parameters by them after each step);
-only export and measurement shrink.
+only export and measurement shrink. The round loop reaches this package through
+:mod:`prunetui.unitmasks` (``prune.structure = "unit"``), the export through
+:mod:`prunetui.export.build` (``--format shrunk``) and :mod:`prunetui.export.model`.
 """

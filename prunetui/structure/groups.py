@@ -33,6 +33,15 @@ class UnitPruningError(ValueError):
     """A pruning step cannot be done (e.g. a layer would lose all its units)."""
 
 
+class CriterionError(ValueError):
+    """The unit criterion cannot rank this network's units (``bn-scale`` without a BatchNorm
+    after a layer); ``reason`` is the message without the setting it is about."""
+
+    def __init__(self, criterion: str, reason: str) -> None:
+        self.criterion, self.reason = criterion, reason
+        super().__init__(f"prune.unit_criterion = \"{criterion}\" {reason}")
+
+
 @dataclass(frozen=True, eq=False)
 class Part:
     """Entries of one module owned by the group's units: entry ``index[k]`` belongs to group

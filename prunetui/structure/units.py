@@ -23,6 +23,7 @@ from prunetui.pruning import PruneRates
 from prunetui.structure.groups import (
     PAIR_OUT,
     CouplingError,
+    CriterionError,
     UnitGroup,
     UnitPruningError,
     module_of,
@@ -39,7 +40,8 @@ def unit_scores(model: nn.Module, layers: list[PrunableLayer], criterion: str,
 
     ``l1`` / ``l2``: the norm of the unit's weights (a Linear row, a Conv2d output channel,
     both rows of an MFM unit). ``bn-scale``: ``|gamma|`` of the BatchNorm that reads the layer's
-    output directly; a layer without one is a ``ValueError`` naming it."""
+    output directly; a layer without one is a :class:`CriterionError` (a ``ValueError``)
+    naming it."""
     if criterion not in CRITERIA:
         raise ValueError(f"unknown unit criterion {criterion!r}; use one of "
                          + ", ".join(CRITERIA))
@@ -68,14 +70,14 @@ def bn_scale(modules: Mapping[str, nn.Module], norms: Mapping[str, str],
     name = module_of(layer)
     bn = modules[norms[layer]] if layer in norms else None
     if bn is None:
-        raise ValueError(
-            f"prune.unit_criterion = \"bn-scale\" ranks units by the BatchNorm that follows "
-            f"each layer, but no BatchNorm reads {name}'s output directly; use \"l1\" or "
-            f"\"l2\", or leave {name} dense with prune.skip")
+        raise CriterionError(
+            "bn-scale", f"ranks units by the BatchNorm that follows each layer, but no "
+            f"BatchNorm reads {name}'s output directly; use \"l1\" or \"l2\", or leave {name} "
+            "dense with prune.skip")
     if getattr(bn, "weight", None) is None:
-        raise ValueError(
-            f"prune.unit_criterion = \"bn-scale\": the BatchNorm {norms[layer]} after {name} "
-            "has no scale (affine=False); use \"l1\" or \"l2\"")
+        raise CriterionError(
+            "bn-scale", f"needs a BatchNorm scale, but the BatchNorm {norms[layer]} after "
+            f"{name} has none (affine=False); use \"l1\" or \"l2\"")
     return bn.weight.detach().abs().clone()
 
 
