@@ -36,10 +36,14 @@ SCHEME_MARKERS = {DENSE: "s", "keep": "o", "reinit": "^", "rewind": "D", "random
 EXTRA_MARKERS = ("P", "X", "d", "H", "8", "1")
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 # Okabe & Ito's colour-blind-safe palette; rewind, reinit and keep also differ in lightness.
+# With all nine named schemes on one plot the palette runs out: the later ones take tab10's
+# brown, grey and purple (their markers differ too).
 SCHEME_COLORS = {"rewind": "#0072B2", "reinit": "#D55E00", "keep": "#009E73",
-                 "random-mask": "#CC79A7", DENSE: "#000000"}
+                 "random-mask": "#CC79A7", DENSE: "#000000", "lr-rewind": "#56B4E9",
+                 "finetune": "#8C564B", "snip": "#E69F00", "grasp": "#7F7F7F",
+                 "synflow": "#9467BD"}
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-           "#F0E442")
+           "#F0E442", "#8C564B", "#7F7F7F", "#9467BD", "#BCBD22")
 RC = {
     "figure.dpi": 100, "savefig.dpi": 200, "savefig.bbox": "tight",
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
