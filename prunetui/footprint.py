@@ -16,6 +16,11 @@ Latency backends (``BACKENDS``), each a callable from a model-ready float tensor
 LightCNN-9 has no sparse backend: CPU PyTorch has no sparse convolution, so its sparse file is
 loaded into dense convolutions. Timing: ``torch.inference_mode``, warm-up calls, then the
 median of many repeats.
+
+A unit-pruned run (``prune.structure = "unit"``) is measured as what it buys: the shrunk
+network (whole units and channels removed, a smaller dense network) against the dense one, in
+parameters and FLOPs (:class:`ShrunkCounts`), file size (``dense`` and ``shrunk`` exports) and
+latency (the ``dense`` and ``shrunk`` backends only, ``UNIT_BACKENDS``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ BACKENDS = ("dense", "shrunk", "scipy-csr", "torch-csr")
 # What the report and the app time and show (scipy-csr won the benchmark); torch-csr stays in
 # backends() for benchmarks/export_size_speed.py.
 REPORTED_BACKENDS = ("dense", "shrunk", "scipy-csr")
+# What a unit-pruned run is measured with: its export formats and latency backends.
+UNIT_FORMATS = ("dense", "shrunk")
+UNIT_BACKENDS = ("dense", "shrunk")
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -174,14 +182,16 @@ def backends(src: Source) -> dict[str, Forward]:
     return forwards(model, exports(src, model, ("shrunk",))["shrunk"])
 
 
-def forwards(model: nn.Module, shrunk: Exported | None) -> dict[str, Forward]:
+def forwards(model: nn.Module, shrunk: Exported | None, sparse: bool = True
+             ) -> dict[str, Forward]:
     """Every backend that applies to the masked network ``model``, whose shrunk export is
     ``shrunk`` (None: it cannot be shrunk). The dense backend is ``model`` itself; the shrunk
-    one is loaded from the export's bytes, as load_pruned gives it."""
+    one is loaded from the export's bytes, as load_pruned gives it. ``sparse=False``: no
+    sparse backends (unit runs)."""
     out: dict[str, Forward] = {"dense": model}
     if shrunk is not None:
         out["shrunk"] = model_from(*read_bytes(shrunk.data))
-    chain = linear_chain(model)
+    chain = linear_chain(model) if sparse else None
     if chain is not None:
         out["scipy-csr"] = scipy_forward(chain)
         out["torch-csr"] = torch_csr_forward(chain)
@@ -218,6 +228,42 @@ def median_latency(forward: Forward, x: torch.Tensor, repeats: int = 50, warmup:
     return statistics.median(times) if times else float("nan")
 
 
+def interleaved_latency(forwards: dict[str, Forward], x: torch.Tensor, repeats: int = 50,
+                        warmup: int = 3, should_stop: Callable[[], bool] | None = None,
+                        budget_s: float = 4.0) -> dict[str, float]:
+    """Median seconds per call of each forward on ``x``, timed in turns (one call of each per
+    turn: a machine whose speed drifts slows them alike), as :func:`median_latency`."""
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(warmup):
+            for forward in forwards.values():
+                forward(x)
+            if time.perf_counter() - start > budget_s / 4:
+                break
+        spent = 0.0
+        for turn in range(repeats):
+            if (should_stop is not None and should_stop()) or (turn >= 3 and spent > budget_s):
+                break
+            for name, forward in forwards.items():
+                start = time.perf_counter()
+                forward(x)
+                times[name].append(time.perf_counter() - start)
+                spent += times[name][-1]
+    return {name: statistics.median(t) if t else float("nan") for name, t in times.items()}
+
+
+@dataclass(frozen=True)
+class ShrunkCounts:
+    """A unit-pruned round's dense network against its shrunk one (one input, FLOPs as
+    :func:`flops` counts them: multiply-adds of every Linear and Conv2d)."""
+
+    dense_params: int
+    params: int  # of the shrunk network, biases and norms included
+    dense_flops: int
+    flops: int  # of the shrunk network
+
+
 @dataclass
 class Footprint:
     """The size-and-speed row of one round."""
@@ -226,26 +272,42 @@ class Footprint:
     scheme: str
     remaining: float
     test_acc: float  # at early stop
-    compression: float
-    speedup: float
+    compression: float  # unit runs: dense / shrunk parameters
+    speedup: float  # unit runs: dense / shrunk FLOPs
     sizes: dict[str, int | None]
     # seconds per call, keyed (device, backend, batch)
     latency: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    structure: str = "weight"  # the run's prune.structure
+    # unit runs: the shrunk network against the dense one (None: weight runs, or no shrunk
+    # network could be made)
+    shrunk: ShrunkCounts | None = None
 
 
 def measure(src: Source, batches: tuple[int, ...] = (1, 256), repeats: int = 30,
             should_stop: Callable[[], bool] | None = None,
             devices: tuple[str, ...] | None = None) -> Footprint:
     model = src.build()  # counted, exported, then timed as the dense backend (moved last)
+    unit = src.cfg.prune.structure == "unit"
     total, nonzero = parameter_counts(model)
     dense_flops, sparse_flops = flops(model, src.input_shape())
-    files = exports(src, model)
+    files = exports(src, model, UNIT_FORMATS if unit else FORMATS)
     row = Footprint(round=src.round, scheme=src.scheme, remaining=src.remaining,
                     test_acc=src.early_stop_test_acc, compression=total / max(nonzero, 1),
-                    speedup=dense_flops / max(sparse_flops, 1), sizes=sizes_of(files))
+                    speedup=dense_flops / max(sparse_flops, 1), sizes=sizes_of(files),
+                    structure=src.cfg.prune.structure)
     if devices is None:
         devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    timed_forwards = forwards(model, files["shrunk"])
+    timed_forwards = forwards(model, files["shrunk"], sparse=not unit)
+    if unit:
+        small = timed_forwards.get("shrunk")
+        if isinstance(small, nn.Module):  # counted on the CPU, before any timing
+            row.shrunk = ShrunkCounts(total, parameter_counts(small)[0], dense_flops,
+                                      flops(small, src.input_shape())[0])
+            row.compression = total / max(row.shrunk.params, 1)
+            row.speedup = dense_flops / max(row.shrunk.flops, 1)
+        time_in_turns(row, timed_forwards, src.input_shape(), devices, batches, repeats,
+                      should_stop)
+        return row
     for device in devices:
         timed_here = REPORTED_BACKENDS if device == "cpu" else ("dense", "shrunk")
         for name, forward in timed_forwards.items():
@@ -261,6 +323,26 @@ def measure(src: Source, batches: tuple[int, ...] = (1, 256), repeats: int = 30,
                 row.latency[(device, name, batch)] = median_latency(timed, x, repeats,
                                                                     should_stop=should_stop)
     return row
+
+
+def time_in_turns(row: Footprint, timed: dict[str, Forward], input_shape: tuple[int, ...],
+                  devices: tuple[str, ...], batches: tuple[int, ...], repeats: int,
+                  should_stop: Callable[[], bool] | None) -> None:
+    """A unit run's latency: the dense and the shrunk network timed in turns
+    (:func:`interleaved_latency`), on each device at each batch size, into ``row.latency``."""
+    for device in devices:
+        fns = {name: forward.to(device) if isinstance(forward, nn.Module) else forward
+               for name, forward in timed.items() if name in UNIT_BACKENDS}
+        if device != "cpu":
+            fns = {name: _synchronized(fn) for name, fn in fns.items()}
+        for batch in batches:
+            if should_stop is not None and should_stop():
+                return
+            x = torch.randn(batch, *input_shape, generator=torch.Generator()
+                            .manual_seed(0)).to(device)
+            found = interleaved_latency(fns, x, repeats, should_stop=should_stop)
+            row.latency.update({(device, name, batch): seconds
+                                for name, seconds in found.items()})
 
 
 def _synchronized(forward: Forward) -> Forward:
@@ -311,6 +393,7 @@ def run_footprints(run: store.RunDir, scheme: str | None = None, replicate: int 
     return scheme, rows
 
 
-__all__ = ["BACKENDS", "REPORTED_BACKENDS", "Footprint", "backends", "default_scheme",
-           "exports", "file_sizes", "flops", "forwards", "measure", "median_latency",
-           "parameter_counts", "run_footprints", "sizes_of"]
+__all__ = ["BACKENDS", "REPORTED_BACKENDS", "UNIT_BACKENDS", "UNIT_FORMATS", "Footprint",
+           "ShrunkCounts", "backends", "default_scheme", "exports", "file_sizes", "flops",
+           "forwards", "interleaved_latency", "measure", "median_latency", "parameter_counts",
+           "run_footprints", "sizes_of"]

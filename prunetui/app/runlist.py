@@ -10,7 +10,7 @@ from typing import Any
 
 from prunetui import results, store
 from prunetui.app.damage import config_problem, describe_problems
-from prunetui.app.rundata import RunData
+from prunetui.app.rundata import RunData, structure_label
 from prunetui.store import LineProblem, RunDir
 from prunetui.store.status import DAMAGED_MESSAGE
 
@@ -54,8 +54,9 @@ class _FoldedRun(RunDir):
 
 
 def runs_row(run: RunDir, folded: dict[str, RunData] | None = None) -> dict[str, str]:
-    """The Runs screen's row for ``run``: ``results.run_summary_checked`` and a ``warning``,
-    whatever the damage (it never raises).
+    """The Runs screen's row for ``run``: ``results.run_summary_checked``, a ``warning`` and a
+    ``structure`` label (``units`` for unit pruning, else ""), whatever the damage (it never
+    raises).
 
     ``warning`` names what is damaged ("" when nothing): lines skipped (file and line, in
     either JSON-lines file), files that cannot be read. ``folded`` keeps what was read of each
@@ -78,8 +79,9 @@ def runs_row(run: RunDir, folded: dict[str, RunData] | None = None) -> dict[str,
     if folded_run.error:
         warnings.append(folded_run.error)
     try:
-        run.config()
+        summary["structure"] = structure_label(run.config())
     except (ValueError, OSError) as err:
+        summary["structure"] = ""
         warnings.append(config_problem(run, err))
     if problems:
         warnings.append(f"{len(problems)} damaged line(s) skipped: "

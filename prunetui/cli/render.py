@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -31,6 +31,18 @@ from prunetui.events import (
     TrainProgress,
 )
 from prunetui.results import segment_label
+from prunetui.sizecolumns import (
+    LATENCY_BATCHES,
+    UNIT,
+    UNIT_SIZE_COLUMNS,
+    dense_summary,
+    latency_cells,
+    latency_columns,
+    size_cells,
+)
+
+if TYPE_CHECKING:
+    from prunetui.footprint import Footprint
 
 
 class EventView:
@@ -206,3 +218,50 @@ def lottery_plot(rows: Sequence[results.RoundResult], width: int, height: int) -
              for scheme, points in curves.items()}
     return pruning_plot(lines, (r.remaining for r in rows), "test acc %",
                         "Test accuracy at early stop", width, height)
+
+
+# ---------------------------------------------------------------------------------------------
+# report --size of a unit-pruned run (prune.structure = "unit")
+
+UNIT_NOTE = ("params, FLOPs = of the shrunk network (whole units and channels removed; round 0 "
+             "is the dense network); compr. = dense / shrunk parameters; speedup = dense / "
+             "shrunk FLOPs (multiply-adds of every Linear and Conv2d); shrunk = its export "
+             "file; latency = median per call of the dense network and the shrunk one; gain "
+             "= dense / shrunk latency.")
+
+
+def unit_footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:
+    """The shrunk network against the dense one per round: counts and file size, then one
+    latency table per device (CPU first)."""
+    size = Table(title=f"{title}: shrunk network (file KiB)",
+                 caption=dense_summary(list(rows)) or None)
+    for col in UNIT_SIZE_COLUMNS:
+        size.add_column(col, justify="right")
+    for r in rows:
+        size.add_row(*size_cells(r))
+    tables = [size]
+    devices = sorted({d for r in rows for d, _, _ in r.latency}, key=lambda d: d != "cpu")
+    for device in devices:
+        batches = tuple(sorted({b for r in rows for d, _, b in r.latency if d == device}))
+        t = Table(title=f"{title}: {device.upper()} latency (µs), dense and shrunk")
+        for col in ("round", *latency_columns(batches, UNIT)):  # 80 columns: no "left %"
+            t.add_column(col, justify="right")
+        for r in rows:
+            t.add_row(str(r.round), *latency_cells(r, device, batches))
+        tables.append(t)
+    return tables
+
+
+def unit_speedup_plot(rows: Sequence[Footprint], width: int, height: int,
+                      batches: tuple[int, ...] = LATENCY_BATCHES) -> str:
+    """FLOP speedup and measured CPU latency gain of the shrunk network against % of weights
+    left."""
+    counted = [r for r in rows if r.shrunk is not None]
+    lines = {"FLOPs": ([r.remaining for r in counted], [r.speedup for r in counted])}
+    for b in batches:
+        timed = [(r.remaining, r.latency[("cpu", "dense", b)] / r.latency[("cpu", "shrunk", b)])
+                 for r in rows if r.latency.get(("cpu", "shrunk", b), 0) > 0
+                 and ("cpu", "dense", b) in r.latency]
+        lines[f"batch {b}"] = ([t[0] for t in timed], [t[1] for t in timed])
+    return pruning_plot(lines, (r.remaining for r in rows), "x dense",
+                        "Shrunk network: speedup over the dense one (CPU)", width, height)

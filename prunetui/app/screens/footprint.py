@@ -21,20 +21,32 @@ from textual.worker import get_current_worker
 from prunetui import store
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.sizecolumns import (
-    SIZE_COLUMNS,
     SIZE_FORMATS,
+    dense_summary,
+    is_unit,
     latency_cells,
     latency_columns,
     size_cells,
+    size_columns,
 )
 
 if TYPE_CHECKING:
     from prunetui.footprint import Footprint
 
 
+# The captions above the two tables, by prune.structure (see sizecolumns.py).
+CAPTIONS = {
+    "weight": ("File size (KiB)", "CPU latency (µs, median per call) at batch 1 and 256"),
+    "unit": ("Shrunk network (whole units removed) against the dense one; file KiB",
+             "CPU latency (µs, median per call), dense and shrunk; gain = dense / shrunk"),
+}
+
+
 class FootprintScreen(Screen):
     """One row per round of a scheme in two stacked tables that each fit 80 columns: weights
-    left, accuracy, compression and file sizes; then CPU latency at batch 1 and 256."""
+    left, accuracy, compression and file sizes; then CPU latency at batch 1 and 256. A
+    unit-pruned run shows its shrunk network against the dense one instead: parameters,
+    FLOPs, file size and latency at batch 1 and 256 (sizecolumns.py)."""
 
     HELP = """\
 # Size and speed
@@ -57,26 +69,44 @@ in a worker (the tables of `prunetui report RUN --size`): sizes first, CPU laten
         self.rows: list[Footprint] = []
         self.scheme = ""
         self.error = ""
+        self.structure = self._structure()
+
+    def _structure(self) -> str:
+        """The run's ``prune.structure`` ("weight" when its config cannot be read)."""
+        try:
+            return self.run.config().prune.structure
+        except (ValueError, OSError):
+            return "weight"
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Size and speed: {self.run.name}", id="footprint-title")
+        sizes, latency = CAPTIONS["unit" if is_unit(self.structure) else "weight"]
+        label = "  structured (units)" if is_unit(self.structure) else ""
+        yield Label(f"Size and speed: {self.run.name}{label}", id="footprint-title")
         yield ProgressBar(id="footprint-progress", show_eta=False)
         yield Static("Measuring file sizes and latency, round by round...",
                      id="footprint-status")
-        yield Label("File size (KiB)", classes="footprint-caption")
+        yield Label(sizes, classes="footprint-caption", id="footprint-size-caption")
         yield DataTable(id="footprint-sizes", zebra_stripes=True, cursor_type="row")
-        yield Label("CPU latency (µs, median per call) at batch 1 and 256",
-                    classes="footprint-caption")
+        yield Label(latency, classes="footprint-caption", id="footprint-latency-caption")
         yield DataTable(id="footprint-latency", zebra_stripes=True, cursor_type="row")
         yield StableFooter()
 
     def on_mount(self) -> None:
-        for table_id, columns in (("#footprint-sizes", SIZE_COLUMNS),
-                                  ("#footprint-latency", ("round", *latency_columns()))):
+        self._set_columns()
+        self.measure()
+
+    def _set_columns(self) -> None:
+        """The tables' columns and captions for the run's structure."""
+        for table_id, columns in (
+                ("#footprint-sizes", size_columns(self.structure)),
+                ("#footprint-latency", ("round", *latency_columns(structure=self.structure)))):
             table = self.query_one(table_id, DataTable)
+            table.clear(columns=True)
             for col in columns:
                 table.add_column(col, key=col)
-        self.measure()
+        sizes, latency = CAPTIONS["unit" if is_unit(self.structure) else "weight"]
+        self.query_one("#footprint-size-caption", Label).update(sizes)
+        self.query_one("#footprint-latency-caption", Label).update(latency)
 
     @work(thread=True, exclusive=True, group="footprint", exit_on_error=False)
     def measure(self) -> None:
@@ -107,6 +137,9 @@ in a worker (the tables of `prunetui report RUN --size`): sizes first, CPU laten
 
     def _show(self, scheme: str, rows: list[Footprint]) -> None:
         self.scheme, self.rows = scheme, rows
+        if rows and rows[0].structure != self.structure:  # the config changed meanwhile
+            self.structure = rows[0].structure
+            self._set_columns()
         sizes = self.query_one("#footprint-sizes", DataTable)
         latency = self.query_one("#footprint-latency", DataTable)
         sizes.clear()
@@ -116,6 +149,14 @@ in a worker (the tables of `prunetui report RUN --size`): sizes first, CPU laten
             latency.add_row(str(r.round), *latency_cells(r))
         self.query_one(ProgressBar).display = False
         gpu = any(d == "cuda" for r in rows for d, _, _ in r.latency)
+        gpu_note = " GPU timings: prunetui report --size." if gpu else ""
+        if is_unit(self.structure):
+            dense = dense_summary(rows)
+            self.query_one("#footprint-status", Static).update(
+                f"Scheme {scheme}, structured: params and FLOPs of the shrunk network; compr., "
+                f"speedup = dense / shrunk.{f' {dense}.' if dense else ''}{gpu_note} e exports "
+                "a round.")
+            return
         self.query_one("#footprint-status", Static).update(
             f"Scheme {scheme}. sparse = scipy CSR (LeNet; LightCNN loads sparse files into "
             f"dense convolutions).{' GPU timings: prunetui report --size.' if gpu else ''} "

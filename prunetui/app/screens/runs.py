@@ -150,7 +150,10 @@ Every run in the models folder, newest first; refreshed every two seconds.
             status = Text(s["status"], style=STATUS_STYLE.get(s["status"], ""))
             if s.get("warning"):
                 status.append(" damaged", style="bold red")
-            table.add_row("*" if key == self.marked else " ", s["name"], status, s["rounds"],
+            name = Text(s["name"])
+            if s.get("structure"):  # structured pruning: a badge beside the name
+                name.append(f" {s['structure']}", style="bold magenta")
+            table.add_row("*" if key == self.marked else " ", name, status, s["rounds"],
                           s["dense"], s["best"], s["dataset"], s["schemes"], key=key)
         if current in self.summaries:
             table.move_cursor(row=table.get_row_index(current), animate=False)
@@ -175,9 +178,10 @@ Every run in the models folder, newest first; refreshed every two seconds.
         status = store.RunDir(key).read_status()
         note = f" · {status.message}" if status.message else ""
         warning = f"\nwarning: {s['warning']}" if s.get("warning") else ""
+        structured = f"structured ({s['structure']}) · " if s.get("structure") else ""
         self.query_one("#run-details", Static).update(
-            f"{key}\n{s['status']}{note}\n{s['dataset']} · {s['schemes']} · rounds {s['rounds']}"
-            f" · dense {s['dense']} · best {s['best']}{warning}")
+            f"{key}\n{s['status']}{note}\n{s['dataset']} · {structured}{s['schemes']} · rounds "
+            f"{s['rounds']} · dense {s['dense']} · best {s['best']}{warning}")
 
     def _current_run(self) -> store.RunDir | None:
         key = self.current_key()
