@@ -14,11 +14,14 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunetui.segments import DENSE, round_owners
 from prunetui.stats import NO_INTERVAL, Paired, paired, summarize
 from prunetui.store import LineProblem, RunDir
+
+if TYPE_CHECKING:
+    from prunetui.config import Config
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,15 @@ def percent_ticks(remainings: Iterable[float], most: int = 8) -> tuple[list[floa
     return [pruning_axis(v / 100) for v in shown], [f"{v:g}" for v in shown]
 
 
+UNITS_LABEL = "units"  # how lists name a run of prune.structure = "unit"
+
+
+def structure_label(cfg: Config | None) -> str:
+    """``units`` for a config of ``prune.structure = "unit"`` (structured pruning: whole
+    neurons and channels), "" for weight pruning or an unreadable config."""
+    return UNITS_LABEL if cfg is not None and cfg.prune.structure == "unit" else ""
+
+
 def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]:
     """One row of the runs list (shared by the CLI and the app's Runs screen), and the damaged
     lines of the run's metrics.jsonl."""
@@ -179,8 +191,9 @@ def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]
     try:
         cfg = run.config()
         dataset, schemes, rounds = cfg.data.dataset, ", ".join(cfg.prune.schemes), cfg.num_rounds
+        structure = structure_label(cfg)
     except (ValueError, OSError):  # ConfigError, or a damaged config.toml: the rest still shows
-        dataset, schemes, rounds = "?", "?", 0
+        dataset, schemes, rounds, structure = "?", "?", 0, ""
     metrics, problems = run.metrics_checked()
     rows = round_results(metrics)
     pruned = [r for r in rows if r.round > 0]
@@ -195,6 +208,7 @@ def run_summary_checked(run: RunDir) -> tuple[dict[str, str], list[LineProblem]]
         "dense": f"{100 * dense.test_acc:.2f}%" if dense else "-",
         "best": (f"{100 * best.test_acc:.2f}% ({best.scheme}, {100 * best.remaining:.1f}% left)"
                  if best else "-"),
+        "structure": structure,  # "units": structured pruning (whole neurons and channels)
     }, problems
 
 

@@ -42,15 +42,6 @@ CHUNK_BYTES = 64 * 1024
 
 
 # How the app labels a run of prune.structure = "unit" (Runs list, size view, summaries).
-UNITS_LABEL = "units"
-
-
-def structure_label(cfg: Config | None) -> str:
-    """``units`` for a config of ``prune.structure = "unit"`` (structured pruning: whole
-    neurons and channels), "" for weight pruning or an unreadable config."""
-    return UNITS_LABEL if cfg is not None and cfg.prune.structure == "unit" else ""
-
-
 @dataclass
 class Update:
     """What one read of the run store found; built by :meth:`RunData.read` (any thread)."""
@@ -221,7 +212,7 @@ class RunData(Tally):
     @property
     def structure_label(self) -> str:
         """``units`` for a unit-pruned run (whole neurons and channels), else ""."""
-        return structure_label(self.cfg)
+        return results.structure_label(self.cfg)
 
     @property
     def total_segments(self) -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from prunetui import results, store
 from prunetui.app.damage import config_problem, describe_problems
-from prunetui.app.rundata import RunData, structure_label
+from prunetui.app.rundata import RunData
 from prunetui.store import LineProblem, RunDir
 from prunetui.store.status import DAMAGED_MESSAGE
 
@@ -74,14 +74,14 @@ def runs_row(run: RunDir, folded: dict[str, RunData] | None = None) -> dict[str,
             problems = list(problems)
     except Exception as err:  # one damaged run must never hide the others
         summary = {"name": run.name, "status": run.read_status().effective_state,
-                   "dataset": "?", "schemes": "?", "rounds": "?", "dense": "-", "best": "-"}
+                   "dataset": "?", "schemes": "?", "rounds": "?", "dense": "-", "best": "-",
+                   "structure": ""}
         warnings.append(f"cannot summarize: {type(err).__name__}: {err}")
     if folded_run.error:
         warnings.append(folded_run.error)
     try:
-        summary["structure"] = structure_label(run.config())
+        run.config()
     except (ValueError, OSError) as err:
-        summary["structure"] = ""
         warnings.append(config_problem(run, err))
     if problems:
         warnings.append(f"{len(problems)} damaged line(s) skipped: "

@@ -54,7 +54,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     damaged = []
     for run in runs:
         summary, problems = results.run_summary_checked(run)
-        table.add_row(*summary.values())
+        name = summary["name"] + (f" ({summary['structure']})" if summary["structure"] else "")
+        table.add_row(name, *(summary[key] for key in ("status", "dataset", "schemes", "rounds",
+                                                       "dense", "best")))
         damaged.append((run, problems))
     out.print(table)
     err = err_console()

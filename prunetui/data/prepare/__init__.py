@@ -27,6 +27,7 @@ Its modules, in the order a photo meets them:
     settings  the options (Settings), PrepareError      skips    REASONS and Skip
     scan      SRC and DST checks, the listing           journal  the resumable journal
     decode    any image to upright 8-bit RGB            detect   MTCNN, and which faces are kept
+    mtcnn     facenet-pytorch's MTCNN class, imported without torch._dynamo (a faster start)
     crop      the square around a face                  output   DST's files, lock and tidying
     report    prepare_report.json                       run      batches, workers, prepare_faces
 """
