@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from prunetui.store import new_run
 from prunetui.trajectory import ReplicateState, segment_start
 from prunetui.unitmasks import unit_pruner
 from tests.conftest import REPO, tiny_overrides
+from tests.test_experiment import cli, wait_for_rows
 from tests.test_faces_data import make_faces
 
 SCHEMES = ["keep", "reinit", "rewind", "random-mask"]
@@ -237,20 +237,6 @@ def test_bn_scale_every_scheme_and_shared_unit_masks_on_a_users_conv_net(cnn_run
 
 
 # --- (b) kill -9, then resume ------------------------------------------------------------------
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "prunetui", *args]
-
-
-def wait_for_rows(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for metrics")
 
 
 def test_kill_9_in_a_pruned_round_then_resume_gives_identical_metrics(mnist_root, tmp_path):

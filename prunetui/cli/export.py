@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -83,17 +83,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def size_report(run_path: str, scheme: str | None, replicate: int = 0,
                 plot: bool = True) -> int:
-    """Print the size-and-speed table (and plots) of a run; called by ``report --size``."""
+    """Print the size-and-speed table (and plots) of a run; called by ``report --size``. A
+    unit-pruned run shows its shrunk network against the dense one instead."""
     from rich.progress import Progress
 
     from prunetui.export import ExportError
     from prunetui.footprint import run_footprints
 
     run = store.RunDir(run_path)
+    units = _structure(run) == "unit"
     out, err = console(highlight=False), console(stderr=True, highlight=False)
     try:
         with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("measuring size and latency", total=None)
+            task = progress.add_task("measuring the shrunk and the dense network" if units
+                                     else "measuring size and latency", total=None)
 
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
@@ -101,6 +104,9 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
             scheme, rows = run_footprints(run, scheme, replicate, on_progress=on_progress)
     except ExportError as e:
         return error(err, str(e), EXIT_USAGE)
+    if units:
+        _print_unit_report(out, rows, f"{run.name}: {scheme}", plot)
+        return EXIT_OK
     for table in footprint_tables(rows, f"{run.name}: {scheme}"):
         out.print(table)
     out.print("compr. = all / nonzero parameters; speedup = dense / nonzero FLOPs (ShrinkBench); "
@@ -111,6 +117,26 @@ def size_report(run_path: str, scheme: str | None, replicate: int = 0,
         out.print(Text.from_ansi(size_plot(rows, width, 16)))
         out.print(Text.from_ansi(latency_plot(rows, width, 16)))
     return EXIT_OK
+
+
+def _structure(run: store.RunDir) -> str:
+    """The run's ``prune.structure`` ("weight" when its config cannot be read)."""
+    try:
+        return run.config().prune.structure
+    except (ValueError, OSError):
+        return "weight"
+
+
+def _print_unit_report(out: Any, rows: Sequence[Footprint], title: str, plot: bool) -> None:
+    """Per round, the shrunk network's parameters, FLOPs, file size and CPU latency against
+    the dense network's."""
+    from prunetui.cli.render import UNIT_NOTE, unit_footprint_tables, unit_speedup_plot
+
+    for table in unit_footprint_tables(rows, title):
+        out.print(table)
+    out.print(UNIT_NOTE)
+    if plot and len(rows) > 1:
+        out.print(Text.from_ansi(unit_speedup_plot(rows, min(out.width, 100), 16)))
 
 
 def footprint_tables(rows: Sequence[Footprint], title: str) -> list[Table]:

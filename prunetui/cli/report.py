@@ -89,47 +89,9 @@ def _report_run(run: store.RunDir, args: argparse.Namespace) -> int:
     if args.compare_schemes and (code := _compare(metrics, *args.compare_schemes)) != EXIT_OK:
         return code
     if args.size:
-        if _structure(run) == "unit":
-            return _unit_size_report(run, args.scheme, plot=not args.no_plot)
         from prunetui.cli.export import size_report
 
         return size_report(args.run, args.scheme, plot=not args.no_plot)
-    return EXIT_OK
-
-
-def _structure(run: store.RunDir) -> str:
-    """The run's ``prune.structure`` ("weight" when its config cannot be read)."""
-    try:
-        return run.config().prune.structure
-    except (ValueError, OSError):
-        return "weight"
-
-
-def _unit_size_report(run: store.RunDir, scheme: str | None, plot: bool) -> int:
-    """``report --size`` of a unit-pruned run: per round, the shrunk network's parameters,
-    FLOPs, file size and CPU latency against the dense network's."""
-    from rich.progress import Progress
-
-    from prunetui.cli.render import UNIT_NOTE, unit_footprint_tables, unit_speedup_plot
-    from prunetui.export import ExportError
-    from prunetui.footprint import run_footprints
-
-    out, err = console(highlight=False), console(stderr=True, highlight=False)
-    try:
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("measuring the shrunk and the dense network", total=None)
-
-            def on_progress(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            scheme, rows = run_footprints(run, scheme, on_progress=on_progress)
-    except ExportError as e:
-        return error(err, str(e), EXIT_USAGE)
-    for table in unit_footprint_tables(rows, f"{run.name}: {scheme}"):
-        out.print(table)
-    out.print(UNIT_NOTE)
-    if plot and len(rows) > 1:
-        out.print(Text.from_ansi(unit_speedup_plot(rows, min(out.width, 100), 16)))
     return EXIT_OK
 
 
