@@ -15,7 +15,7 @@ from prunetui import config, executors, segments, store
 from prunetui import sweep as sweeps
 from prunetui.cli import main
 from prunetui.presets import PRESETS_DIR
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO, tiny_overrides
 
 
 def tiny_base(root: Path, **extra) -> config.Config:
@@ -286,3 +286,29 @@ def test_ray_on_a_local_instance_gives_the_local_executors_metrics(tmp_path, mni
         assert metrics_without_time(a) == metrics_without_time(b)
     # Every run was a separate process launched by a Ray worker, not by this test.
     assert all(r.read_status().pid != os.getpid() for r in remote.runs())
+
+
+def test_a_grid_over_networks_runs_each_one_including_a_factory_of_your_own(
+        tmp_path, mnist_root, capsys, monkeypatch):
+    (tmp_path / "mynets.py").write_text(
+        "import torch.nn as nn\n"
+        "def mlp(num_classes, input_shape, hidden=32):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(),\n"
+        "                         nn.Linear(hidden, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        str(tmp_path), str(REPO), os.environ.get("PYTHONPATH", "")])))
+    base = tiny_base(mnist_root, **{"prune.schemes": ["rewind"]})
+    path = write_sweep(tmp_path, '[grid]\nmodel.arch = ["lenet-300-100", "mynets:mlp"]\n', base)
+    runs = sweeps.expand(sweeps.load_spec(path))
+    assert len({r.name for r in runs}) == 2
+    assert all(":" not in r.name and "/" not in r.name for r in runs)  # folder names
+    assert main(["sweep", str(path), "--out", str(tmp_path / "models"), "--workers", "1",
+                 "--plain"]) == 0
+    folders = sorted(p for p in (tmp_path / "models" / "study").iterdir() if p.is_dir())
+    archs = set()
+    for folder in folders:
+        run = store.RunDir(folder)
+        assert_complete(run)
+        archs.add(run.config().model.arch)
+    assert archs == {"lenet-300-100", "mynets:mlp"}
