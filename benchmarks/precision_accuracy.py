@@ -1,0 +1,111 @@
+"""Does bf16 change what a full-width LightCNN-9 learns? fp32 against bf16, paired by seed.
+
+    python benchmarks/precision_accuracy.py --root FACES [--seeds 6] [--epochs 10] [--jobs 2]
+
+FACES is a folder made by ``prunetui prepare`` (e.g. from shared/datasets/orl-faces). Each
+trial is ``prunetui run faces-lightcnn`` in its own process: the dense network only
+(``prune.rounds=0``), full width, 144 -> 128 crops, batch 32, Adam 1e-3, ``--epochs`` epochs
+with an evaluation after each, one thread. Seeds 1..N run in both precisions; ``--jobs``
+trials run at once (one per core), fp32 trials first so the long ones do not finish last.
+Timing is not measured here (see precision_speed.py), so a shared machine only slows it.
+
+Per seed it prints the test accuracy at early stop (lowest validation loss, as every report
+of this project) and at the last epoch, in both precisions, then the paired bf16 - fp32
+difference over seeds with its 95% t-interval. The target of issue #20 is "test accuracy
+within 3 points": met when the interval lies inside [-3, +3] points, ruled out when it lies
+outside, undecided otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from precision_speed import PRECISIONS, iterations_per_epoch
+from results_file import recorded
+
+from prunetui.results import segment_result
+from prunetui.stats import summarize
+
+TOLERANCE = 3.0  # points
+
+
+def trial(root: str, precision: str, seed: int, epochs: int, per_epoch: int,
+          out: Path) -> dict:
+    name = f"{precision}-seed{seed}"
+    sets = {"data.root": root, "prune.rounds": 0, "train.epochs": epochs,
+            "train.eval_every": per_epoch, "train.threads": 1, "train.seed": seed,
+            "train.precision": precision, "model.width": 1.0}
+    cmd = [sys.executable, "-m", "prunetui", "run", "faces-lightcnn", "--plain",
+           "--no-estimate", "--out", str(out), "--name", name]
+    for key, value in sets.items():
+        cmd += ["--set", f"{key}={json.dumps(value)}"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    rows = [json.loads(ln) for ln in (out / name / "metrics.jsonl").read_text().splitlines()]
+    used = json.loads((out / name / "runtime.json").read_text())["precision"]
+    early = segment_result(rows)
+    return {"precision": used, "seed": seed, "early": 100 * early.test_acc,
+            "last": 100 * rows[-1]["test_acc"], "early_epoch": early.early_stop_iteration
+            / per_epoch, "wall_s": rows[-1]["elapsed_s"]}
+
+
+def verdict(low: float, high: float) -> str:
+    if low >= -TOLERANCE and high <= TOLERANCE:
+        return f"within {TOLERANCE:g} points: shown"
+    if low > TOLERANCE or high < -TOLERANCE:
+        return f"within {TOLERANCE:g} points: ruled out"
+    return f"within {TOLERANCE:g} points: neither shown nor ruled out"
+
+
+def report(results: dict[tuple[str, int], dict], seeds: list[int]) -> None:
+    for key in ("early", "last"):
+        label = "at early stop" if key == "early" else "at the last epoch"
+        fp32 = [results["fp32", s][key] for s in seeds]
+        bf16 = [results["bf16", s][key] for s in seeds]
+        diff = summarize([b - a for a, b in zip(fp32, bf16, strict=True)])
+        a, b = summarize(fp32), summarize(bf16)
+        print(f"test % {label}: fp32 {a.mean:.2f} (sd {a.std:.2f}), bf16 {b.mean:.2f} "
+              f"(sd {b.std:.2f}); bf16 - fp32 {diff.mean:+.2f}, 95% interval "
+              f"{diff.low:+.2f} to {diff.high:+.2f} over {diff.n} seeds: "
+              f"{verdict(diff.low, diff.high)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="prepared faces folder")
+    parser.add_argument("--seeds", type=int, default=6, help="seeds 1..N (default 6)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    parser.add_argument("--jobs", type=int, default=2, help="trials at once (default 2)")
+    args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2 for an interval")
+    per_epoch = iterations_per_epoch(args.root)
+    seeds = list(range(1, args.seeds + 1))
+    print(f"LightCNN-9 width 1.0, 128x128, batch 32, Adam 1e-3, {args.epochs} epochs of "
+          f"{per_epoch} iterations, dense, 1 thread per trial, {args.jobs} at once, "
+          f"seeds {seeds[0]}..{seeds[-1]}, {os.cpu_count()} CPUs")
+    jobs = [(p, s) for p in PRECISIONS for s in seeds]  # fp32 (slower) first
+    results: dict[tuple[str, int], dict] = {}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(trial, args.root, p, s, args.epochs, per_epoch, Path(tmp)): (p, s)
+                   for p, s in jobs}
+        for future, key in futures.items():
+            r = future.result()
+            results[key] = r
+            print(f"seed {r['seed']} {key[0]:>4} (used {r['precision']}): test "
+                  f"{r['early']:5.1f}% at early stop (epoch {r['early_epoch']:.0f}), "
+                  f"{r['last']:5.1f}% at the last epoch; {r['wall_s']:.0f} s", flush=True)
+    report(results, seeds)
+
+
+if __name__ == "__main__":
+    with recorded("precision_accuracy"):
+        main()
