@@ -156,8 +156,9 @@ class SegmentTrainer:
             "iteration": loop.iteration,
             "loss_sum": loop.loss_sum,
             "loss_count": loop.loss_count,
-            "optimizer": self.optimizer.state_dict(),  # holds the rate of the last step
-            "lr": self.rates.at(max(0, loop.iteration - 1)),
+            # holds the rate of the last step; the next step sets its own (a function of the
+            # iteration), so a resumed segment trains at the rates an unbroken one would
+            "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
         if self.device.type == "cuda":

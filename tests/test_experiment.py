@@ -118,27 +118,34 @@ def wait_for_rows(path: Path, count: int, proc: subprocess.Popen, timeout: float
     raise AssertionError("timed out waiting for metrics")
 
 
+def kill_then_resume(run: store.RunDir, kill_after: range, kills: int,
+                     *extra: str) -> None:
+    """``prunetui run --resume`` on ``run``, killed with SIGKILL ``kills`` times, each after a
+    random number of metric rows from ``kill_after`` and a random pause; then resumed to the
+    end, which must succeed. The caller compares the metrics with an uninterrupted run."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = cli("run", "--resume", str(run.path), "--plain", *extra)
+    rng = random.Random(os.getpid())
+    for _ in range(kills):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        wait_for_rows(run.metrics_path, rng.choice(kill_after), proc)
+        time.sleep(rng.uniform(0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        assert run.read_status().effective_state == store.INTERRUPTED
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_kill_9_at_any_moment_then_resume_gives_identical_metrics(reference, mnist_root,
                                                                   tmp_path):
     # 90 iterations per segment = 9 epochs of 10 batches: many epoch checkpoints to land between.
     overrides = tiny_overrides(mnist_root, **{"train.iterations": 90, "prune.rounds": 1})
     cfg = config.apply_overrides(config.Config(), overrides)
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
-    total_rows = len(expected)
     run = new_run(cfg, tmp_path, "killed")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rng = random.Random(os.getpid())
-    for _ in range(2):  # kill, resume, kill again, resume to the end
-        proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_rows(run.metrics_path, rng.randrange(2, total_rows - 4), proc)
-        time.sleep(rng.uniform(0, 0.3))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        assert run.read_status().effective_state == store.INTERRUPTED
-    done = subprocess.run(cli("run", "--resume", str(run.path), "--plain"), env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    kill_then_resume(run, range(2, len(expected) - 4), 2)  # kill, resume, kill, resume to the end
     assert comparable(run) == expected
     assert run.read_status().state == store.FINISHED
 

@@ -4,11 +4,6 @@ kill -9 and resume."""
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-
 import pytest
 import torch
 
@@ -18,8 +13,8 @@ from prunetui.nets import build_model, layers_for
 from prunetui.store import new_run
 from prunetui.store.checkpoint import THETA0_KEY, load_checkpoint, load_segment
 from prunetui.training import mix_seed
-from tests.conftest import REPO, tiny_overrides
-from tests.test_experiment import cli, comparable, run_to_end, wait_for_rows
+from tests.conftest import tiny_overrides
+from tests.test_experiment import comparable, kill_then_resume, run_to_end
 
 SCHEMES = ["rewind", "finetune", "lr-rewind:10", "snip", "grasp", "synflow"]
 STEP = {"train.optimizer": "sgd", "train.lr": 0.05, "train.schedule": "step",
@@ -81,17 +76,7 @@ def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(methods_run,
                                         "prune.schemes": ["finetune", "lr-rewind:20", "snip"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rng = random.Random(os.getpid())
-    for _ in range(2):
-        proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain", "--no-estimate"),
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_rows(run.metrics_path, rng.randrange(3, len(expected) - 3), proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    done = subprocess.run(cli("run", "--resume", str(run.path), "--plain", "--no-estimate"),
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    kill_then_resume(run, range(3, len(expected) - 3), 2, "--no-estimate")
     assert comparable(run) == expected
 
 

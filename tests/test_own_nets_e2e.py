@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from prunetui import store
 from prunetui.cli import main
 from prunetui.export import PrunedModel, load_pruned
+from tests.test_predict_inputs import run_and_export
 
 CLASSES = ("circle", "square", "stripes")
 SPLITS = {"train": 8, "val": 3, "test": 4}  # images per class in each given split
@@ -65,24 +65,10 @@ def images(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("arch", ["torchvision:resnet18", "conv-4"])
 def test_run_export_load_and_predict_on_a_mixed_colour_folder(arch: str, images: Path,
                                                               tmp_path: Path, capsys) -> None:
-    values = {
+    out, recorded = run_and_export(tmp_path, {
         "data.root": images, "data.channels": 3, "data.image_size": 40, "data.crop": 32,
         "model.arch": arch, "model.init": "default", "train.iterations": 4,
-        "train.eval_every": 2, "train.batch_size": 8, "train.threads": 2, "prune.rounds": 1,
-        "prune.schemes": ["rewind"],
-    }
-    args = ["run", "quick-folder", "--plain", "--no-estimate", "--out", str(tmp_path / "models"),
-            "--name", "own"]
-    for key, value in values.items():
-        args += ["--set", f"{key}={value}"]
-    assert main(args) == 0, capsys.readouterr().err
-    run = store.RunDir(tmp_path / "models" / "own")
-    assert run.read_status().state == store.FINISHED
-    rows = [r for r in run.metrics() if (r["round"], r["scheme"]) == (1, "rewind")]
-    recorded = max(rows, key=lambda r: r["iteration"])["test_acc"]
-
-    out = tmp_path / "own.pt"
-    assert main(["export", str(run.path), str(out), "--round", "1", "--scheme", "rewind"]) == 0
+        "train.eval_every": 2}, capsys)
     model = load_pruned(out)
     assert isinstance(model, PrunedModel) and not model.training
     assert model.class_names == list(CLASSES)

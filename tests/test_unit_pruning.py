@@ -7,8 +7,6 @@ the shrunk export against the masked network, weight runs unchanged, and the bad
 from __future__ import annotations
 
 import os
-import random
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +25,7 @@ from prunetui.store import new_run
 from prunetui.trajectory import ReplicateState, segment_start
 from prunetui.unitmasks import unit_pruner
 from tests.conftest import REPO, tiny_overrides
-from tests.test_experiment import cli, wait_for_rows
+from tests.test_experiment import kill_then_resume
 from tests.test_faces_data import make_faces
 
 SCHEMES = ["keep", "reinit", "rewind", "random-mask"]
@@ -245,16 +243,7 @@ def test_kill_9_in_a_pruned_round_then_resume_gives_identical_metrics(mnist_root
                                      "prune.schemes": ["keep"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for_rows(run.metrics_path, random.Random(os.getpid()).randrange(3, 7), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    assert run.read_status().effective_state == store.INTERRUPTED
-    done = subprocess.run(cli("run", "--resume", str(run.path), "--plain"), env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    kill_then_resume(run, range(3, 7), 1)
     assert comparable(run) == expected
     assert [r.get("units") for r in run.sparsity()] == [
         r.get("units") for r in store.RunDir(tmp_path / "ref" / "ref").sparsity()]
