@@ -35,7 +35,7 @@ from results_file import recorded
 PRECISIONS = ("fp32", "bf16")
 
 
-def iterations_per_epoch(root: str) -> int:
+def iterations_per_epoch(root: str, batch_size: int = 32) -> int:
     """Training batches per epoch of the faces-lightcnn preset on ``root`` (from the data)."""
     from prunetui import config, presets
     from prunetui.data import load_data
@@ -43,7 +43,7 @@ def iterations_per_epoch(root: str) -> int:
 
     cfg = config.apply_overrides(config.load(presets.resolve("faces-lightcnn")),
                                  [("data.root", root)])
-    return per_epoch(load_data(cfg).train_size, cfg.train.batch_size)
+    return per_epoch(load_data(cfg).train_size, batch_size)
 
 
 def trial(root: str, precision: str, epochs: int, per_epoch: int, threads: int,
