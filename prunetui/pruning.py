@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from prunetui.config import PruneConfig
 from prunetui.nets import PrunableLayer
 
 Masks = dict[str, torch.Tensor]
@@ -29,9 +30,43 @@ class PruneRates:
     first_rate: float  # input layer
     output_rate: float  # classifier
     first_rate_explicit: bool = False  # True when the user set a separate first-layer rate
+    conv_rate: float | None = None  # every convolution, when the user set it
 
-    def for_role(self, role: str) -> float:
-        return {"first": self.first_rate, "output": self.output_rate}.get(role, self.rate)
+    @classmethod
+    def from_config(cls, prune: PruneConfig) -> PruneRates:
+        """The rates of a ``[prune]`` section (negative first/conv rates: "same as rate")."""
+        return cls(rate=prune.rate,
+                   first_rate=prune.rate if prune.first_rate < 0 else prune.first_rate,
+                   output_rate=prune.output_rate, first_rate_explicit=prune.first_rate >= 0,
+                   conv_rate=prune.conv_rate if prune.conv_rate >= 0 else None)
+
+    def source(self, layer: PrunableLayer) -> str:
+        """The setting that prunes ``layer``: "output_rate", "first_rate", "conv_rate" or "rate"
+        (``prune.<source>``). The one place the rules live. The most specific explicit setting
+        wins: the classifier's, then the first layer's (set for that layer, whatever its kind),
+        then the convolutions' (the Lottery Ticket paper prunes its conv nets' convolutions
+        10-15% a round, their fully connected layers 20%, the output 10%), else ``rate``."""
+        if layer.role == "output":
+            return "output_rate"
+        if layer.role == "first" and self.first_rate_explicit:
+            return "first_rate"
+        if layer.conv and self.conv_rate is not None:
+            return "conv_rate"
+        return "rate"
+
+    def for_layer(self, layer: PrunableLayer) -> float:
+        source = self.source(layer)
+        if source == "rate" and layer.role == "first":
+            return self.first_rate  # equal to rate unless built by hand with another value
+        rate = getattr(self, source)
+        assert rate is not None
+        return rate
+
+    def pruned_separately(self, layer: PrunableLayer) -> bool:
+        """In global scope the layers with a rate of their own (the output layer, and the first
+        layer and convolutions when given theirs) keep it: a user who set it expects that to
+        hold in either scope. The others are ranked together and lose ``rate`` of them."""
+        return self.source(layer) != "rate"
 
 
 def dense_masks(weights: Weights, layers: list[PrunableLayer]) -> Masks:
@@ -74,21 +109,15 @@ def prune_layerwise(scores: Weights, masks: Masks, layers: list[PrunableLayer],
                     rates: PruneRates) -> Masks:
     return {
         layer.name: _remove_lowest(scores[layer.name], masks[layer.name],
-                                   _removal_count(masks[layer.name], rates.for_role(layer.role)))
+                                   _removal_count(masks[layer.name], rates.for_layer(layer)))
         for layer in layers
     }
 
 
-def _separately_pruned(layer: PrunableLayer, rates: PruneRates) -> bool:
-    """In global scope the output layer, and the input layer when given its own rate, keep
-    their own rates: a user who lowered them expects that to hold in either scope."""
-    return layer.role == "output" or (layer.role == "first" and rates.first_rate_explicit)
-
-
 def prune_global(scores: Weights, masks: Masks, layers: list[PrunableLayer],
                  rates: PruneRates) -> Masks:
-    own = [layer for layer in layers if _separately_pruned(layer, rates)]
-    pooled = [layer for layer in layers if not _separately_pruned(layer, rates)]
+    own = [layer for layer in layers if rates.pruned_separately(layer)]
+    pooled = [layer for layer in layers if not rates.pruned_separately(layer)]
     new = prune_layerwise(scores, masks, own, rates)
     if not pooled:
         return new
@@ -152,11 +181,11 @@ def schedule_survivors(masks: Masks, layers: list[PrunableLayer], rates: PruneRa
 
     if scope == "layer":
         return Survivors(per_layer={
-            layer.name: after(_alive(masks[layer.name]), rates.for_role(layer.role))
+            layer.name: after(_alive(masks[layer.name]), rates.for_layer(layer))
             for layer in layers})
-    own = [layer for layer in layers if _separately_pruned(layer, rates)]
-    pooled = [layer for layer in layers if not _separately_pruned(layer, rates)]
-    total = sum(after(_alive(masks[layer.name]), rates.for_role(layer.role)) for layer in own)
+    own = [layer for layer in layers if rates.pruned_separately(layer)]
+    pooled = [layer for layer in layers if not rates.pruned_separately(layer)]
+    total = sum(after(_alive(masks[layer.name]), rates.for_layer(layer)) for layer in own)
     if pooled:
         total += after(sum(_alive(masks[layer.name]) for layer in pooled), rates.rate)
     return Survivors(total=total)

@@ -69,10 +69,7 @@ def segment_start(cfg: Config, seg: Segment, rep: ReplicateState,
 
 
 def prune_rates(cfg: Config) -> pruning.PruneRates:
-    prune = cfg.prune
-    return pruning.PruneRates(rate=prune.rate, first_rate=cfg.first_rate,
-                              output_rate=prune.output_rate,
-                              first_rate_explicit=prune.first_rate >= 0)
+    return pruning.PruneRates.from_config(cfg.prune)
 
 
 def next_masks(cfg: Config, seg: Segment, rep: ReplicateState,

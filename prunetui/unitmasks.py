@@ -126,13 +126,11 @@ def check_schedule(cfg: Config, groups: list[UnitGroup], layers: list[PrunableLa
     prune = cfg.prune
     if prune.scope != "layer":
         return
-    rates = pruning.PruneRates(rate=prune.rate, first_rate=cfg.first_rate,
-                               output_rate=prune.output_rate,
-                               first_rate_explicit=prune.first_rate >= 0)
-    roles = {layer.name: layer.role for layer in layers}
+    rates = pruning.PruneRates.from_config(prune)
+    by_name = {layer.name: layer for layer in layers}
     emptied = []  # (round, group index, group, rate)
     for index, group in enumerate(prunable_groups(groups, layers)):
-        rate, alive = group_rate(group, roles, rates), group.size
+        rate, alive = group_rate(group, by_name, rates), group.size
         for round_ in range(1, cfg.num_rounds + 1):
             alive -= round(rate * alive)
             if alive <= 0:
@@ -141,8 +139,9 @@ def check_schedule(cfg: Config, groups: list[UnitGroup], layers: list[PrunableLa
     if emptied:
         round_, _, group, rate = min(emptied, key=lambda e: e[:2])  # the first to empty
         names = ", ".join(group.modules())
-        key, value = (("prune.first_rate", prune.first_rate)
-                      if rate != prune.rate else ("prune.rate", prune.rate))
+        source = next(rates.source(by_name[m]) for m in group.layers
+                      if rates.for_layer(by_name[m]) == rate)
+        key, value = f"prune.{source}", getattr(prune, source)
         raise ConfigError(key, value, f"in round {round_}, layer {names} would lose all its "
                           f"{group.size} units; lower {key}, prune fewer rounds, or leave "
                           f"{names} dense with prune.skip")

@@ -82,3 +82,13 @@ def test_target_remaining_sets_the_number_of_rounds():
     # 0.8^10 = 0.107 > 0.1 and 0.8^11 = 0.086: eleven rounds reach the target.
     assert cfg.num_rounds == 11
     assert Config().num_rounds == 15
+
+
+@pytest.mark.parametrize("value", [1.5, 0.995])
+def test_conv_rate_out_of_range_is_refused_naming_it(value):
+    with pytest.raises(ConfigError) as info:
+        config.apply_overrides(Config(), [("prune.conv_rate", value)])
+    assert info.value.key == "prune.conv_rate" and "prune.conv_rate" in str(info.value)
+    for fine in (-1.0, 0.0, 0.1, 0.99):  # negative: "same as rate"
+        assert config.apply_overrides(Config(), [("prune.conv_rate", fine)]).prune.conv_rate \
+            == fine

@@ -1,12 +1,19 @@
-"""Pruning math: exact counts per round, layer and global scope, output and first-layer rates."""
+"""Pruning math: exact counts per round, layer and global scope, output, first-layer and
+convolution rates."""
 
 from __future__ import annotations
 
 import torch
 
-from prunetui import pruning
-from prunetui.nets import PrunableLayer, prunable_layers
+from prunetui import config, pruning, store
+from prunetui.config import Config, ModelConfig, PruneConfig
+from prunetui.experiment import Experiment
+from prunetui.nets import PrunableLayer, build_model, prunable_layers
 from prunetui.nets.lenet import LeNet300100
+from prunetui.segments import Segment
+from prunetui.store import new_run
+from prunetui.trajectory import ReplicateState, next_masks, prune_rates
+from tests.conftest import tiny_overrides
 
 LAYERS = [PrunableLayer("fc1.weight", "first"), PrunableLayer("fc2.weight", "hidden"),
           PrunableLayer("fc3.weight", "output")]
@@ -194,3 +201,127 @@ def test_keep_highest_never_brings_a_removed_weight_back():
         except ValueError:
             continue
         raise AssertionError("kept more weights than are alive")
+
+
+# --- a separate rate for convolutions (prune.conv_rate) ---------------------------------------
+
+
+def conv4(shape: tuple[int, ...] = (3, 8, 8)):
+    """Prunetui's own Conv-4 (small inputs: small fully connected layers) and its layers."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(arch="conv-4"), shape, 10)
+    return model, prunable_layers(model)
+
+
+def one_round(cfg: Config, model: torch.nn.Module, layers) -> pruning.Masks:
+    """Round 1's masks of the rewind scheme, from the loop's own function (next_masks)."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rep = ReplicateState(0, 7, weights, schemes=cfg.prune.schemes)
+    rep.record("dense", weights, pruning.dense_masks(weights, layers))
+    return next_masks(cfg, Segment(0, 1, "rewind"), rep, layers)
+
+
+def prune_cfg(**prune) -> Config:
+    return Config(prune=PruneConfig(schemes=("rewind",), **prune))
+
+
+def removed_counts(masks):
+    return {k: v.numel() - int(v.sum()) for k, v in masks.items()}
+
+
+CONV4_CONVS = ["features.0.weight", "features.2.weight", "features.5.weight",
+               "features.7.weight"]
+CONV4_FCS = ["fc_layers.0.weight", "fc_layers.2.weight"]
+
+
+def test_conv4_layers_know_they_are_convolutions():
+    _, layers = conv4()
+    assert [layer.name for layer in layers if layer.conv] == CONV4_CONVS
+    assert [layer.name for layer in layers if not layer.conv] == [*CONV4_FCS, "fc.weight"]
+    assert layers[0].role == "first" and layers[-1].role == "output"
+
+
+def test_conv_rate_prunes_conv4_exactly_as_the_paper_does():
+    model, layers = conv4()
+    sizes = {layer.name: model.state_dict()[layer.name].numel() for layer in layers}
+    paper = one_round(prune_cfg(rate=0.2, conv_rate=0.1, output_rate=0.1), model, layers)
+    expected = {name: round((0.1 if name in CONV4_CONVS or name == "fc.weight" else 0.2) * n)
+                for name, n in sizes.items()}
+    assert removed_counts(paper) == expected
+    assert expected["features.0.weight"] == 173  # 10% of 1,728, not 20%
+    # Without conv_rate the convolutions lose rate, as before.
+    before = one_round(prune_cfg(rate=0.2, output_rate=0.1), model, layers)
+    assert removed_counts(before) == {
+        name: round((0.1 if name == "fc.weight" else 0.2) * n) for name, n in sizes.items()}
+    # An explicit first_rate still wins on the first convolution.
+    first = one_round(prune_cfg(rate=0.2, conv_rate=0.1, first_rate=0.3, output_rate=0.1),
+                      model, layers)
+    assert removed_counts(first) == {**expected, "features.0.weight": round(0.3 * 1728)}
+
+
+def test_prune_rates_come_from_the_config_in_one_place():
+    rates = pruning.PruneRates.from_config(PruneConfig(rate=0.2, conv_rate=0.1))
+    assert (rates.conv_rate, rates.first_rate, rates.first_rate_explicit) == (0.1, 0.2, False)
+    assert pruning.PruneRates.from_config(PruneConfig()).conv_rate is None
+    assert prune_rates(prune_cfg(conv_rate=0.1)) == pruning.PruneRates.from_config(
+        prune_cfg(conv_rate=0.1).prune)
+    _, layers = conv4()
+    assert [rates.source(layer) for layer in layers] == ["conv_rate"] * 4 + ["rate"] * 2 + [
+        "output_rate"]
+
+
+class UsersNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.hidden = torch.nn.Linear(4 * 6 * 6, 8)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.hidden(torch.relu(self.conv(x)).flatten(1))))
+
+
+def users_net(num_classes: int, input_shape: tuple[int, ...]) -> torch.nn.Module:
+    return UsersNet()
+
+
+def test_a_users_factory_network_gets_the_conv_flag_too():
+    model = build_model(ModelConfig(arch="tests.test_pruning:users_net"), (3, 8, 8), 10)
+    layers = prunable_layers(model)
+    assert [(layer.name, layer.role, layer.conv) for layer in layers] == [
+        ("conv.weight", "first", True), ("hidden.weight", "hidden", False),
+        ("head.weight", "output", False)]
+    masks = one_round(prune_cfg(rate=0.5, conv_rate=0.25, output_rate=0.0), model, layers)
+    assert removed_counts(masks) == {"conv.weight": 27, "hidden.weight": 576, "head.weight": 0}
+
+
+def test_global_scope_prunes_convolutions_at_conv_rate_and_pools_the_rest():
+    model, layers = conv4()
+    sizes = {layer.name: model.state_dict()[layer.name].numel() for layer in layers}
+    cfg = prune_cfg(scope="global", rate=0.5, conv_rate=0.1, output_rate=0.1)
+    masks = one_round(cfg, model, layers)
+    removed = removed_counts(masks)
+    for name in CONV4_CONVS:
+        assert removed[name] == round(0.1 * sizes[name])
+    assert removed["fc.weight"] == round(0.1 * sizes["fc.weight"])
+    pooled = sum(sizes[name] for name in CONV4_FCS)
+    assert sum(removed[name] for name in CONV4_FCS) == round(0.5 * pooled)
+    assert removed["fc_layers.0.weight"] != round(0.5 * sizes["fc_layers.0.weight"])  # ranked
+    survivors = pruning.schedule_survivors(pruning.dense_masks(model.state_dict(), layers),
+                                           layers, prune_rates(cfg), "global", 1)
+    assert survivors.total == sum(sizes.values()) - sum(removed.values())
+
+
+def test_a_run_records_its_convolutions_pruned_at_conv_rate(mnist_root, tmp_path):
+    cfg = config.apply_overrides(Config(), tiny_overrides(mnist_root, **{
+        "model.arch": "tests.test_unit_pruning:small_cnn", "prune.schemes": ["rewind"],
+        "prune.rounds": 1, "prune.rate": 0.5, "prune.conv_rate": 0.25,
+        "prune.output_rate": 0.1, "train.iterations": 5, "train.eval_every": 5,
+        "data.train_subset": 120, "data.validation": 60}))
+    run = new_run(cfg, tmp_path, "conv-rate")
+    assert Experiment(run).execute() == store.FINISHED
+    counts = {r["round"]: r["counts"] for r in run.sparsity()}
+    # conv1 1->4 and conv2 4->8 (3x3) lose 25%, fc1 (392->24) 50%, the classifier 10%.
+    assert counts[1] == {"conv1.weight": [27, 36], "conv2.weight": [216, 288],
+                         "fc1.weight": [4704, 9408], "fc.weight": [216, 240]}

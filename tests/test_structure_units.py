@@ -10,7 +10,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunetui.config import ModelConfig
+from prunetui.config import Config, ConfigError, ModelConfig, PruneConfig
 from prunetui.nets import build_model, prunable_layers
 from prunetui.nets.lightcnn import LightCNN9
 from prunetui.pruning import PruneRates, apply_masks
@@ -24,6 +24,7 @@ from prunetui.structure.units import (
     random_unit_masks_like,
     unit_scores,
 )
+from prunetui.unitmasks import check_schedule
 
 RATES = PruneRates(rate=0.2, first_rate=0.2, output_rate=0.1)
 
@@ -364,3 +365,30 @@ def test_torch_pruning_alone_breaks_lightcnn_and_the_mfm_pruner_fixes_it():
     _, groups, _ = lightcnn()
     assert not any(g.problem for g in groups)
     assert group_of(groups, "conv2a.weight").size == 12  # MFM channels, not 24 rows
+
+
+def test_conv_rate_prunes_the_units_of_convolutions():
+    model, groups, layers = net("conv-4")
+    scores = unit_scores(model, layers, "l1", groups)
+    rates = PruneRates.from_config(PruneConfig(rate=0.5, conv_rate=0.1, output_rate=0.1))
+    convs = {"features.0.weight": 6, "features.2.weight": 6, "features.5.weight": 13,
+             "features.7.weight": 13}  # round(0.1 * 64), round(0.1 * 128)
+    masks = prune_units(scores, dense_unit_masks(groups), layers, rates, "layer", groups)
+    assert {name: removed(masks, name) for name in convs} == convs
+    assert removed(masks, "fc_layers.0.weight") == removed(masks, "fc_layers.2.weight") == 128
+    assert removed(masks, "fc.weight") == 0
+    rates = dataclasses.replace(rates, rate=0.2)  # global: convolutions apart, 20% of the FCs
+    pooled = prune_units(scores, dense_unit_masks(groups), layers, rates, "global", groups)
+    assert {name: removed(pooled, name) for name in convs} == convs
+    assert removed(pooled, "fc_layers.0.weight") + removed(pooled, "fc_layers.2.weight") == 102
+
+
+def test_a_conv_rate_that_empties_a_convolution_is_refused_naming_conv_rate():
+    _, groups, layers = net("conv-4")
+    cfg = Config(prune=PruneConfig(structure="unit", rate=0.2, conv_rate=0.99, rounds=2))
+    with pytest.raises(ConfigError) as info:  # 64 units, then 1 (round(0.99 * 64) = 63), then 0
+        check_schedule(cfg, list(groups), layers)
+    assert info.value.key == "prune.conv_rate"
+    assert "in round 2, layer features.0 would lose all its 64 units" in str(info.value)
+    check_schedule(Config(prune=PruneConfig(rate=0.2, conv_rate=0.5, rounds=2)), list(groups),
+                   layers)

@@ -98,6 +98,8 @@ FIELDS: tuple[Field, ...] = (
     Field("prune.output_rate", "Output-layer rate", "float", section="Pruning"),
     Field("prune.first_rate", "First-layer rate", "float", section="Pruning",
           placeholder="-1 = same as rate"),
+    Field("prune.conv_rate", "Conv rate", "float", section="Pruning",
+          placeholder="-1 = same as rate"),
     Field("prune.stop_by", "Prune until", "select", STOP_BY, section="Pruning"),
     Field("prune.rounds", "Rounds", "int", section="Pruning",
           visible=_is("prune.stop_by", "rounds")),

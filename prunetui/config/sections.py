@@ -61,6 +61,8 @@ class PruneConfig:
     output_rate: float = 0.1
     # Rate for the first layer; negative means "same as rate".
     first_rate: float = -1.0
+    # Rate for every convolution; negative means "same as rate".
+    conv_rate: float = -1.0
     rounds: int = 15
     # Stop once this fraction of prunable weights or fewer remain; 0 means "use rounds".
     target_remaining: float = 0.0
@@ -131,7 +133,8 @@ class Config:
         target = self.prune.target_remaining
         if target <= 0:
             return self.prune.rounds
-        # The hidden-layer rate dominates the overall fraction; stop at the first round below.
+        # The hidden-layer rate dominates the overall fraction (output, first-layer and conv
+        # rates are not counted); stop at the first round below.
         return max(1, math.ceil(math.log(target) / math.log(1.0 - self.prune.rate) - 1e-9))
 
 

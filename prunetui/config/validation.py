@@ -92,6 +92,8 @@ def validate(cfg: Config) -> Config:
     _check_range("prune.output_rate", p.output_rate, 0.0, 0.99)
     if p.first_rate >= 0:
         _check_range("prune.first_rate", p.first_rate, 0.0, 0.99)
+    if p.conv_rate >= 0:
+        _check_range("prune.conv_rate", p.conv_rate, 0.0, 0.99)
     _check_positive("prune.rounds", p.rounds, zero_ok=True)
     if p.rounds > 200:
         raise ConfigError("prune.rounds", p.rounds, "must be at most 200")

@@ -3,8 +3,9 @@
 ``model.arch`` names a built-in network, ``torchvision:NAME`` or ``MODULE:CALLABLE``
 (:mod:`prunetui.nets.factory`). A prunable layer is any ``nn.Linear`` or ``nn.Conv2d`` weight,
 in registration order: the first is the input layer, the classifier (the last, or the one
-``model.output`` names) the output layer, the rest hidden. ``prune.skip`` patterns leave
-layers dense. BatchNorm, biases and embeddings are never pruned.
+``model.output`` names) the output layer, the rest hidden; each knows whether it is a
+convolution (``prune.conv_rate``). ``prune.skip`` patterns leave layers dense. BatchNorm,
+biases and embeddings are never pruned.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prunetui.nets.factory import arch_error, construct
 class PrunableLayer:
     name: str  # parameter name in state_dict, e.g. "fc1.weight"
     role: str  # "first" | "hidden" | "output"
+    conv: bool = False  # an nn.Conv2d weight (prune.conv_rate), not an nn.Linear one
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -58,18 +60,20 @@ def output_layer(names: list[str], output: str = "") -> str:
 
 def prunable_layers(model: nn.Module, skip: tuple[str, ...] = (), output: str = ""
                     ) -> list[PrunableLayer]:
-    names = [name for name, _ in weight_layers(model)]
+    found = weight_layers(model)
+    names = [name for name, _ in found]
     if not names:
         return []
     out_name = output_layer(names, output)
     out = []
-    for i, name in enumerate(names):
+    for i, (name, module) in enumerate(found):
         if skipped(name, skip):
             continue
         explicit_output = bool(output) and name == out_name
         role = ("first" if i == 0 and not explicit_output
                 else "output" if name == out_name else "hidden")
-        out.append(PrunableLayer(name=f"{name}.weight", role=role))
+        out.append(PrunableLayer(name=f"{name}.weight", role=role,
+                                 conv=isinstance(module, nn.Conv2d)))
     return out
 
 

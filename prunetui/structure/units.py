@@ -111,8 +111,10 @@ def prunable_groups(groups: Groups, layers: list[PrunableLayer]) -> list[UnitGro
     return found
 
 
-def group_rate(group: UnitGroup, roles: Mapping[str, str], rates: PruneRates) -> float:
-    return min(rates.for_role(roles[m]) for m in group.layers)
+def group_rate(group: UnitGroup, layers: Mapping[str, PrunableLayer],
+               rates: PruneRates) -> float:
+    """The group's rate in layer scope: the lowest of its members' (``layers``: by name)."""
+    return min(rates.for_layer(layers[m]) for m in group.layers)
 
 
 def remove_lowest(scores: torch.Tensor, mask: torch.Tensor, count: int) -> torch.Tensor:
@@ -131,20 +133,19 @@ def prune_units(scores: Mapping[str, torch.Tensor], unit_masks: Mapping[str, tor
     """Unit masks for the next round (every key of ``unit_masks`` kept)."""
     if scope not in ("layer", "global"):
         raise ValueError(f"unknown scope {scope!r}")
-    roles = {layer.name: layer.role for layer in layers}
+    by_name = {layer.name: layer for layer in layers}
     todo = prunable_groups(groups, layers)
     masks = {id(g): group_mask(g, unit_masks) for g in todo}
     ranks = {id(g): sum(scores[m].detach().to("cpu", torch.float32) for m in g.layers)
              for g in todo}
 
     def own_rate(g: UnitGroup) -> bool:  # global scope: as pruning.prune_global
-        return scope == "layer" or (rates.first_rate_explicit and any(
-            roles[m] == "first" for m in g.layers))
+        return scope == "layer" or any(rates.pruned_separately(by_name[m]) for m in g.layers)
 
     new = {}
     for g in (g for g in todo if own_rate(g)):
         alive = int(masks[id(g)].sum().item())
-        rate = group_rate(g, roles, rates)
+        rate = group_rate(g, by_name, rates)
         new[id(g)] = remove_lowest(ranks[id(g)], masks[id(g)], round(rate * alive))
     pooled = [g for g in todo if not own_rate(g)]
     if pooled:
