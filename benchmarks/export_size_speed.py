@@ -61,8 +61,7 @@ def pruned_sources(rounds: list[int]) -> list[Source]:
     init_weights(model, cfg.model.init, torch.Generator().manual_seed(0))
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     layers = prunable_layers(model)
-    rates = pruning.PruneRates(rate=cfg.prune.rate, first_rate=cfg.first_rate,
-                               output_rate=cfg.prune.output_rate)
+    rates = pruning.PruneRates.from_config(cfg.prune)
     masks = pruning.dense_masks(weights, layers)
     sources = []
     for round_ in range(max(rounds) + 1):

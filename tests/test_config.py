@@ -8,6 +8,7 @@ import pytest
 
 from prunetui import config, presets
 from prunetui.config import Config, ConfigError
+from prunetui.pruning import PruneRates
 
 BAD = sorted((Path(__file__).parent / "data" / "bad_configs").glob("*.toml"))
 # Run presets only: a sweep preset (prunetui sweep) is not a run config.
@@ -24,7 +25,8 @@ def test_defaults_are_the_paper_setting():
     cfg = config.validate(Config())
     assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size) == ("adam", 1.2e-3, 60)
     assert (cfg.prune.rate, cfg.prune.output_rate, cfg.prune.scope) == (0.2, 0.1, "layer")
-    assert cfg.first_rate == 0.2
+    rates = PruneRates.from_config(cfg.prune)
+    assert (rates.first_rate, rates.conv_rate, rates.first_rate_explicit) == (0.2, None, False)
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)

@@ -124,10 +124,6 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
-    def first_rate(self) -> float:
-        return self.prune.rate if self.prune.first_rate < 0 else self.prune.first_rate
-
-    @property
     def num_rounds(self) -> int:
         """Pruning rounds after the dense round 0 (from ``rounds`` or ``target_remaining``)."""
         target = self.prune.target_remaining
