@@ -206,6 +206,8 @@ class Experiment:
         self.units = unitmasks.unit_pruner(self.cfg, self.model, self.layers, data.input_shape)
         self.config_text = self._config_text()
         done, resume = self._restore_offsets()
+        if changed := store.record_facts(self.run.path, data):  # datafacts.json, once
+            self.emit(Log(changed, "warning"))
         self.emit(RunStarted(
             run_dir=str(self.run.path), name=self.run.name, dataset=self.cfg.data.dataset,
             arch=self.cfg.model.arch, schemes=tuple(self.cfg.prune.schemes),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -68,7 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except store.StoreError as e:
         return error(err, str(e), EXIT_RUNTIME)
     if exported.message:
-        out.print(exported.message)
+        out.print(escape(exported.message))
     size = len(exported.data)
     out.print(f"Wrote {args.out}: {args.format}, {kib(size)} KiB "
               f"({100 * size / dense_size:.1f}% of the dense file, {kib(dense_size)} KiB). "

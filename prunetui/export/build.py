@@ -40,9 +40,29 @@ def chain_of(model: nn.Module) -> list[ChainLayer]:
             for name, m in weight_layers(model)]
 
 
-def input_normalization(src: Source) -> dict[str, float] | None:
-    """Mean and std of pixel/255 that model inputs are normalized with (None when unknown)."""
+def recorded_facts(src: Source) -> store.FactsProbe:
+    """The run's ``datafacts.json`` as read (what its data were when it started)."""
+    return store.read_facts(src.run.path)
+
+
+def _usable(src: Source, probe: store.FactsProbe) -> store.DataFacts | None:
+    facts = probe.facts
+    return facts if facts is not None and facts.dataset == src.cfg.data.dataset else None
+
+
+def input_normalization(src: Source, probe: store.FactsProbe | None = None
+                        ) -> dict[str, float] | None:
+    """Mean and std of pixel/255 that model inputs are normalized with (None when unknown).
+    Folders and faces: as the run recorded them in ``datafacts.json`` (``probe``: that file,
+    when the caller has read it); runs from before that file decode the training set again."""
     data = src.cfg.data
+    if data.dataset in ("folder", "faces"):
+        facts = _usable(src, recorded_facts(src) if probe is None else probe)
+        if facts is not None and facts.mean is not None and facts.std is not None \
+                and len(facts.mean) == src.input_shape()[0]:
+            if data.dataset == "faces":  # one channel, recorded as plain numbers
+                return {"mean": facts.mean[0], "std": facts.std[0]}
+            return {"mean": list(facts.mean), "std": list(facts.std)}
     if data.dataset in ("mnist", "fashion-mnist"):
         from prunetui.data.mnist import NORMALIZATION
 
@@ -86,13 +106,18 @@ def _face_stats(data: config.DataConfig) -> dict[str, float] | None:
     return {"mean": faces.mean, "std": faces.std}
 
 
-def class_names(src: Source) -> list[str] | None:
-    """The run's class names in label order (None when they cannot be known)."""
+def class_names(src: Source, probe: store.FactsProbe | None = None) -> list[str] | None:
+    """The run's class names in label order (None when they cannot be known): as recorded in
+    ``datafacts.json``, else from ``data.root`` (runs from before that file)."""
     data = src.cfg.data
+    facts = _usable(src, recorded_facts(src) if probe is None else probe)
+    names: tuple[str, ...] | None = facts.class_names if facts is not None else None
+    if names and len(names) == src.num_classes():
+        return list(names)
     if data.dataset in ("mnist", "fashion-mnist"):
         from prunetui.data.mnist import class_names as dataset_names
 
-        names: tuple[str, ...] | None = dataset_names(data.dataset)
+        names = dataset_names(data.dataset)
     elif data.dataset in ("cifar10", "cifar100"):
         from prunetui.data.cifar import class_names as cifar_names
 
@@ -145,6 +170,15 @@ def face_preparation(src: Source) -> dict[str, Any] | None:
     return dict(settings) if isinstance(settings, dict) and settings else None
 
 
+def facts_note(src: Source, probe: store.FactsProbe) -> str:
+    """A line for the export's message when ``datafacts.json`` is damaged ("" otherwise)."""
+    if probe.ok or probe.state == store.MISSING:
+        return ""
+    return (f"warning: {src.run.relative(probe.path)} is damaged ({probe.problem}): the input "
+            "normalization and class names come from data.root as it is now; 'prunetui check "
+            f"{src.run.path}' says more, and a resume rewrites the file.\n")
+
+
 @dataclass
 class Exported:
     data: bytes
@@ -160,6 +194,7 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if model is None:
         model = src.build()
+    probe = recorded_facts(src)
     meta = {
         "run": src.run.name, "run_path": str(src.run.path), "round": src.round,
         "scheme": src.scheme, "replicate": src.replicate, "remaining": src.remaining,
@@ -167,8 +202,8 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         "config": config.to_dict(src.cfg), "prunetui_version": __version__,
         "torch_version": torch.__version__, "format": fmt, "arch": src.cfg.model.arch,
         "input_shape": list(src.input_shape()), "num_classes": src.num_classes(),
-        "input_normalization": normalization or input_normalization(src),
-        "class_names": class_names(src), "face_preparation": face_preparation(src),
+        "input_normalization": normalization or input_normalization(src, probe),
+        "class_names": class_names(src, probe), "face_preparation": face_preparation(src),
         "structure": src.cfg.prune.structure,
     }
     arch = src.cfg.model.arch
@@ -176,7 +211,7 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         meta["factory"] = {"name": arch, "args": dict(src.cfg.model.args)}
     header: dict[str, Any] = {"meta": meta, "encoded": {}}
     tensors: dict[str, torch.Tensor] = {}
-    message = ""
+    message = facts_note(src, probe)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if fmt == "dense":
         tensors = state
@@ -192,7 +227,7 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         small, meta["shrink"] = shrink_units(src, model)
         tensors = {k: v.detach().clone() for k, v in small.state_dict().items()}
         meta["shapes"] = shapes(small)
-        message = "Shrinking " + unit_summary(meta["shrink"]) + "."
+        message += "Shrinking " + unit_summary(meta["shrink"]) + "."
     else:
         unit = "units" if src.cfg.model.arch == "lenet-300-100" else "channels"
         try:
@@ -209,8 +244,8 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
                           "units_after": shrunk.report.units_after,
                           "inputs_before": shrunk.report.inputs_before,
                           "inputs_after": shrunk.report.inputs_after}
-        message = "Shrinking " + shrunk.report.summary() + "."
-    return Exported(to_bytes(header, tensors), header, message)
+        message += "Shrinking " + shrunk.report.summary() + "."
+    return Exported(to_bytes(header, tensors), header, message.rstrip("\n"))
 
 
 def shrink_units(src: Source, model: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
@@ -254,4 +289,5 @@ def export(src: Source, fmt: str, out: str | Path) -> Exported:
 
 
 __all__ = ["Exported", "build_export", "chain_of", "class_names", "export",
-           "face_preparation", "input_normalization", "shrink_units", "unit_summary"]
+           "face_preparation", "facts_note", "input_normalization", "recorded_facts",
+           "shrink_units", "unit_summary"]

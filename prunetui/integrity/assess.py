@@ -10,6 +10,10 @@ Rules, in order:
   moves the restart back to that replicate's dense round (``done``).
 - ``resume.pt`` continues the segment at ``done`` when it is intact and belongs to it.
 - The metric files must hold what the restart state recorded (``offsets``).
+- ``datafacts.json`` damaged, or missing though its sidecar exists (written first), is lost
+  (``facts_loss``): nothing is retrained, a resume rewrites it from the data it decodes, and
+  until then export decodes the training set again. Missing without a sidecar is a run from
+  before the file: nothing lost.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prunetui.integrity.reader import CheckpointReader, Probe
 from prunetui.results import segment_label
 from prunetui.segments import Segment, round_owners
 from prunetui.store.checkpoint import WEIGHTS_KEY, SegmentCheckpoint, StoreOffsets
+from prunetui.store.datafacts import FactsProbe, read_facts
 from prunetui.store.layout import RunDir
 
 
@@ -54,6 +59,8 @@ class Assessment:
     rewind_loss: Loss | None = None
     resume: SegmentCheckpoint | None = None  # resume.pt, when it continues segments[done]
     resume_loss: Loss | None = None
+    facts: FactsProbe | None = None  # datafacts.json as read
+    facts_loss: Loss | None = None
     offsets: StoreOffsets = field(default_factory=StoreOffsets)
 
     @property
@@ -111,6 +118,8 @@ def assess(run: RunDir, segments: Sequence[Segment], rewind_ks: Sequence[int],
     _keep_tensors_for(found)
     found.resume, found.resume_loss = _resume_state(found)
     found.offsets = _offsets(found)
+    found.facts = read_facts(run.path)
+    found.facts_loss = facts_loss(found.facts)
     return found
 
 
@@ -176,6 +185,16 @@ def _rewind_loss(found: Assessment, rewind_ks: Sequence[int]) -> Loss | None:
                         f"rewinding needs it, so {label(seg, found.segments)} and the segments "
                         "after it will be retrained")
     return None
+
+
+FACTS_COST = "rewritten from the training data"
+
+
+def facts_loss(probe: FactsProbe) -> Loss | None:
+    """A damaged ``datafacts.json``, or one deleted after it was written; retrains nothing."""
+    if probe.ok or (probe.state == MISSING and not sidecar(probe.path).exists()):
+        return None
+    return Loss(probe.path, probe.state, FACTS_COST)
 
 
 def resume_lost(found: Assessment) -> str:

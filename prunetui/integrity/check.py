@@ -62,6 +62,7 @@ def check_run(run: RunDir) -> CheckReport:
     _check_finals(report, found)
     _check_resume(report, found)
     _check_jsonl(report, found)
+    _check_facts(report, found)
     report.set_aside = [run.relative(p) for p in run.set_aside()]
     return report
 
@@ -192,3 +193,16 @@ def _check_jsonl(report: CheckReport, found: Assessment | None) -> None:
             shown = "report shows what is left" if short else "report may show wrong numbers"
         fix = f"{shown}; rebuilt from the checkpoints on resume" if recorded else shown
         report.files.append(FileCheck(path.name, DAMAGED, f"{where}: {fix}"))
+
+
+def _check_facts(report: CheckReport, found: Assessment) -> None:
+    """``datafacts.json``: listed when it exists or its sidecar does (older runs have none)."""
+    loss = found.facts_loss
+    if loss is not None:
+        report.files.append(FileCheck(report.run.relative(loss.path), loss.state,
+                                      f"{loss.cost}{ON_RESUME}; until then export decodes the "
+                                      "training set again (data.root as it was)"))
+        return
+    probe = found.facts
+    if probe is not None and probe.state != MISSING:
+        report.files.append(FileCheck(report.run.relative(probe.path), probe.state))

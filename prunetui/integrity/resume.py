@@ -65,7 +65,7 @@ def plan_resume(run: RunDir, segments: Sequence[Segment], rewind_ks: Sequence[in
     """
     plan = ResumePlan(assess(run, segments, rewind_ks))
     found = plan.assessment
-    for loss in (found.final_loss, found.rewind_loss, found.resume_loss):
+    for loss in (found.final_loss, found.rewind_loss, found.resume_loss, found.facts_loss):
         if loss is not None:
             plan.notes.append(_set_aside(run, loss))
     for kind in KINDS:

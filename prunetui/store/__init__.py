@@ -7,6 +7,7 @@ write ``store.RunDir``, ``store.load_checkpoint``:
 - :mod:`prunetui.store.jsonl`: the append-only ``metrics.jsonl`` / ``sparsity.jsonl``;
 - :mod:`prunetui.store.status`: ``status.json``;
 - :mod:`prunetui.store.checkpoint`: checkpoint files and their typed schema;
+- :mod:`prunetui.store.datafacts`: ``datafacts.json``, the run's data as training saw them;
 - :mod:`prunetui.store.layout`: the run directory and where each file lives.
 
 Readers (CLI ``runs``/``report``, the app) import no torch: only checkpoint I/O needs it, and
@@ -43,6 +44,14 @@ from prunetui.store.checkpoint import (
     load_checkpoint,
     load_segment,
     save_checkpoint,
+)
+from prunetui.store.datafacts import (
+    DATAFACTS_FILE,
+    DataFacts,
+    FactsProbe,
+    read_facts,
+    record_facts,
+    write_facts,
 )
 from prunetui.store.jsonl import (
     METRICS_KEYS,
@@ -83,14 +92,15 @@ from prunetui.store.status import (
 )
 
 __all__ = [
-    "CHECKPOINT_DIR", "CONFIG_FILE", "DAMAGED", "FAILED", "FINISHED", "INTACT", "INTERRUPTED",
-    "METRICS_FILE", "METRICS_KEYS", "MISSING", "RUNNING", "SIDECAR", "SPARSITY_FILE",
-    "SPARSITY_KEYS", "STATUS_FILE", "UNVERIFIED", "CannotResume", "DamagedFile", "JsonlLog",
-    "JsonlTail", "LineProblem", "Required", "RunDir", "SegmentCheckpoint", "SegmentOutcome",
-    "Status", "StoreError", "StoreOffsets", "append_jsonl", "atomic_write", "atomic_write_text",
-    "check_run_name", "checkpoint_bytes", "create_run", "files_signature", "generated_name",
-    "jsonl_bytes", "jsonl_line", "list_runs", "load_checkpoint", "load_segment", "move_aside",
-    "new_run", "pid_alive", "prefix_digest", "read_jsonl", "read_jsonl_checked",
-    "read_jsonl_from", "recorded_digests", "remove_checked", "save_checkpoint", "sha256",
-    "sidecar", "torn_tail", "truncate", "unique_name", "verify", "write_checked",
+    "CHECKPOINT_DIR", "CONFIG_FILE", "DAMAGED", "DATAFACTS_FILE", "FAILED", "FINISHED", "INTACT",
+    "INTERRUPTED", "METRICS_FILE", "METRICS_KEYS", "MISSING", "RUNNING", "SIDECAR",
+    "SPARSITY_FILE", "SPARSITY_KEYS", "STATUS_FILE", "UNVERIFIED", "CannotResume", "DamagedFile",
+    "DataFacts", "FactsProbe", "JsonlLog", "JsonlTail", "LineProblem", "Required", "RunDir",
+    "SegmentCheckpoint", "SegmentOutcome", "Status", "StoreError", "StoreOffsets", "append_jsonl",
+    "atomic_write", "atomic_write_text", "check_run_name", "checkpoint_bytes", "create_run",
+    "files_signature", "generated_name", "jsonl_bytes", "jsonl_line", "list_runs",
+    "load_checkpoint", "load_segment", "move_aside", "new_run", "pid_alive", "prefix_digest",
+    "read_facts", "read_jsonl", "read_jsonl_checked", "read_jsonl_from", "record_facts",
+    "recorded_digests", "remove_checked", "save_checkpoint", "sha256", "sidecar", "torn_tail",
+    "truncate", "unique_name", "verify", "write_checked", "write_facts",
 ]

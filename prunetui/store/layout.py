@@ -7,6 +7,8 @@ models/<name>/
   metrics.jsonl     append-only, one JSON object per evaluation
   sparsity.jsonl    append-only, one object per (replicate, round, scheme): fraction left per layer
   runtime.json      threads and device the run chose (a resume reuses them)
+  datafacts.json    its data as training saw them: input normalization, class names, shape
+                    (written on the first start; export reads it, see store/datafacts.py)
   checkpoints/      resume.pt (the segment in progress), and per replicate
     r<replicate>/   init.pt (θ0), rewind-<K>.pt, round-<NN>-<scheme>.pt (finished segments)
 ```
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunetui.fileio import StoreError, atomic_write_text, disk_error
-from prunetui.store import jsonl, status
+from prunetui.store import datafacts, jsonl, status
 from prunetui.store.jsonl import METRICS_KEYS, SPARSITY_KEYS, LineProblem, Required
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ class RunDir:
     metrics_path = property(lambda self: self.path / METRICS_FILE)
     sparsity_path = property(lambda self: self.path / SPARSITY_FILE)
     checkpoints = property(lambda self: self.path / CHECKPOINT_DIR)
+    datafacts_path = property(lambda self: datafacts.facts_path(self.path))
 
     def exists(self) -> bool:
         try:
