@@ -1,18 +1,21 @@
 """Does bf16 change what a full-width LightCNN-9 learns? fp32 against bf16, paired by seed.
 
-    python benchmarks/precision_accuracy.py --root FACES [--seeds 6] [--epochs 12]
-        [--batch-size 8] [--jobs 2]
+    python benchmarks/precision_accuracy.py --root FACES [--seeds 8] [--epochs 30]
+        [--batch-size 8] [--crop 128] [--jobs 2]
 
 FACES is a folder made by ``prunetui prepare`` (e.g. from shared/datasets/orl-faces). Each
 trial is ``prunetui run faces-lightcnn`` in its own process: the dense network only
-(``prune.rounds=0``), full width, 144 -> 128 crops, Adam 1e-3, ``--epochs`` epochs with an
-evaluation after each, one thread. Batch 8 by default, not the preset's 32: on the 280 ORL
-training faces batch 32 makes 8 steps an epoch, and after 6 epochs (48 steps) the network was
-still at 10-24% test accuracy (seeds 1 and 2, 2026-12-03); comparing precisions there would
-compare noise. At batch 8 the same epochs make 35 steps each. Seeds 1..N run in both
-precisions; ``--jobs`` trials run at once (one per core), fp32 trials first so the long ones do
-not finish last.
-Timing is not measured here (see precision_speed.py), so a shared machine only slows it.
+(``prune.rounds=0``), full width, 144 -> 128 crops (``--crop 64``: 72 -> 64), Adam 1e-3,
+``--epochs`` epochs with an evaluation after each, one thread. Batch 8 by default, not the
+preset's 32: on the 280 ORL training faces batch 32 makes 8 steps an epoch, and after 6 epochs
+(48 steps) the network was still at 10-24% test accuracy (seeds 1 and 2, 2026-12-03);
+comparing precisions there would compare noise. At batch 8 an epoch makes 35 steps; at
+128x128 the network was still at 38-64% after 11 such epochs (43 s each on one core), so
+converging 8 seeds in both precisions takes about 3 hours of 2 cores. ``--crop 64`` runs the
+same network on 64x64 crops (the faces-quick geometry), a quarter of the work per image.
+Seeds 1..N run in both precisions; ``--jobs`` trials run at once (one per core), fp32 trials
+first so the long ones do not finish last. Timing is not measured here (see
+precision_speed.py), so a shared machine only slows it.
 
 Per seed it prints the test accuracy at early stop (lowest validation loss, as every report
 of this project) and at the last epoch, in both precisions, then the paired bf16 - fp32
@@ -41,13 +44,14 @@ from prunetui.stats import summarize
 TOLERANCE = 3.0  # points
 
 
-def trial(root: str, precision: str, seed: int, epochs: int, batch_size: int,
+def trial(root: str, precision: str, seed: int, epochs: int, batch_size: int, crop: int,
           out: Path) -> dict:
     name = f"{precision}-seed{seed}"
     per_epoch = iterations_per_epoch(root, batch_size)
     sets = {"data.root": root, "prune.rounds": 0, "train.epochs": epochs,
             "train.batch_size": batch_size, "train.eval_every": per_epoch, "train.threads": 1,
-            "train.seed": seed, "train.precision": precision, "model.width": 1.0}
+            "train.seed": seed, "train.precision": precision, "model.width": 1.0,
+            "data.image_size": crop * 9 // 8, "data.crop": crop}
     cmd = [sys.executable, "-m", "prunetui", "run", "faces-lightcnn", "--plain",
            "--no-estimate", "--out", str(out), "--name", name]
     for key, value in sets.items():
@@ -87,8 +91,10 @@ def report(results: dict[tuple[str, int], dict], seeds: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="prepared faces folder")
-    parser.add_argument("--seeds", type=int, default=6, help="seeds 1..N (default 6)")
-    parser.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds 1..N (default 8)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial (default 30)")
+    parser.add_argument("--crop", type=int, default=128, choices=(64, 128),
+                        help="crop size (images are 9/8 of it before cropping; default 128)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--jobs", type=int, default=2, help="trials at once (default 2)")
     args = parser.parse_args()
@@ -96,14 +102,14 @@ def main() -> None:
         parser.error("--seeds must be at least 2 for an interval")
     per_epoch = iterations_per_epoch(args.root, args.batch_size)
     seeds = list(range(1, args.seeds + 1))
-    print(f"LightCNN-9 width 1.0, 128x128, batch {args.batch_size}, Adam 1e-3, {args.epochs} "
-          f"epochs of "
+    print(f"LightCNN-9 width 1.0, {args.crop}x{args.crop}, batch {args.batch_size}, Adam 1e-3, "
+          f"{args.epochs} epochs of "
           f"{per_epoch} iterations, dense, 1 thread per trial, {args.jobs} at once, "
           f"seeds {seeds[0]}..{seeds[-1]}, {os.cpu_count()} CPUs")
     jobs = [(p, s) for p in PRECISIONS for s in seeds]  # fp32 (slower) first
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(trial, args.root, p, s, args.epochs, args.batch_size,
+        futures = {pool.submit(trial, args.root, p, s, args.epochs, args.batch_size, args.crop,
                                Path(tmp)): (p, s) for p, s in jobs}
         for future, key in futures.items():
             r = future.result()
