@@ -2,7 +2,9 @@
 
 The app holds no training logic: the Monitor trains a run through ``Experiment`` in a worker
 thread, or follows a run trained elsewhere through its run store. torch is never imported
-here; only workers import the engine modules that need it.
+here; only workers import the engine modules that need it. The first paint needs Textual and
+the Runs screen only: the run store is imported once a run is looked up (in a worker at
+start-up), config only for annotations.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
-from prunetui import config, store
+from prunetui.app.messages import RunningFound
 from prunetui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:
+    from prunetui import config, store
     from prunetui.app.screens.monitor import MonitorScreen
 
 SCREEN_TITLES = {"data": "Data", "setup": "Setup", "monitor": "Monitor", "runs": "Runs"}
@@ -75,15 +79,29 @@ class PruneApp(App[int]):
         await self.switch_mode(self.start_mode or "runs")
         self.call_after_refresh(self._after_first_paint)
 
-    async def _after_first_paint(self) -> None:
+    def _after_first_paint(self) -> None:
         self._install_signal_handlers()
         if self.start_mode is None:
-            running = None
-            with contextlib.suppress(OSError):  # a run folder removed meanwhile: skip it
-                running = next((r for r in store.list_runs(self.models_dir)
-                                if r.read_status().effective_state == store.RUNNING), None)
-            if running is not None and await self.follow(running):
-                self.notify(f"{running.name} is still running; the Monitor follows it.")
+            self._find_running()
+
+    @work(thread=True, group="start-up")
+    def _find_running(self) -> None:
+        """Off the event loop: the store's import and a read of every run's status."""
+        from prunetui import store
+
+        running = None
+        with contextlib.suppress(OSError):  # a run folder removed meanwhile: skip it
+            running = next((r for r in store.list_runs(self.models_dir)
+                            if r.read_status().effective_state == store.RUNNING), None)
+        if running is not None:
+            self.post_message(RunningFound(str(running.path)))
+
+    async def on_running_found(self, message: RunningFound) -> None:
+        from prunetui import store
+
+        running = store.RunDir(message.run_dir)
+        if await self.follow(running):
+            self.notify(f"{running.name} is still running; the Monitor follows it.")
 
     def _install_signal_handlers(self) -> None:
         if self.is_headless:  # tests and benchmarks: leave the test runner's signals alone
@@ -161,6 +179,8 @@ class PruneApp(App[int]):
             self.notify("A run is already training in this app: stop it in the Monitor (x) "
                         "first, or launch detached (ctrl+t).", severity="warning")
             return None
+        from prunetui import store
+
         try:
             run = store.new_run(cfg, self.models_dir, name)
         except store.StoreError as err:
@@ -170,6 +190,8 @@ class PruneApp(App[int]):
         return run
 
     async def resume(self, run: store.RunDir, detached: bool = False) -> bool:
+        from prunetui import store
+
         state = run.read_status().effective_state
         if state == store.RUNNING:
             self.notify(f"{run.name} is already running; open it to follow it.")

@@ -6,11 +6,12 @@ and the handler runs on the event loop. Each carries plain, immutable values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from prunetui.events import Event
+if TYPE_CHECKING:  # annotations only: the first screen posts RunsScanned, never an Event
+    from prunetui.events import Event
 
 
 class EngineEvent(Message):
@@ -52,3 +53,11 @@ class RunsScanned(Message):
     def __init__(self, rows: list[tuple[str, dict[str, str]]]) -> None:
         super().__init__()
         self.rows = rows
+
+
+class RunningFound(Message):
+    """A run still running, found in the models folder after the first paint (app start)."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__()
+        self.run_dir = run_dir

@@ -3,6 +3,9 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``; handlers return an
 exit code. Expected problems (bad config, missing data, full disk) are printed as one paragraph
 and exit with code 2 (usage/input) or 1 (runtime), never as a traceback.
+
+``prunetui`` with no command (at most the app's own options) opens the app without importing
+the subcommand modules: some import numpy and PIL, which would delay the app's first paint.
 """
 
 from __future__ import annotations
@@ -36,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=VersionAction,
                         help="show prunetui's and torch's versions, CUDA and the device a run "
                         "would use, then exit")
-    parser.add_argument("--models", default="models",
-                        help="runs folder for the app (default: models)")
-    parser.add_argument("--data-root", default="data",
-                        help="dataset root for the app (default: data)")
+    add_app_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.register(sub)
     runs.register(sub)
@@ -55,14 +55,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from prunetui.app import launch_app
+def add_app_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default="models",
+                        help="runs folder for the app (default: models)")
+    parser.add_argument("--data-root", default="data",
+                        help="dataset root for the app (default: data)")
 
-        return launch_app(models_dir=args.models, data_root=args.data_root)
-    return args.func(args)
+
+def app_only(argv: list[str] | None) -> argparse.Namespace | None:
+    """The app's options when ``argv`` holds nothing else (no command, no --help/--version),
+    else None: then the full parser reads it, errors and help included."""
+
+    def refuse(message: str):
+        raise argparse.ArgumentError(None, message)
+
+    parser = argparse.ArgumentParser(prog="prunetui", add_help=False, exit_on_error=False)
+    parser.error = refuse  # type: ignore[method-assign]
+    add_app_options(parser)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    return None if rest else args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = app_only(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
+        if args.command is not None:
+            return args.func(args)
+    from prunetui.app import launch_app
+
+    return launch_app(models_dir=args.models, data_root=args.data_root)
 
 
 if __name__ == "__main__":

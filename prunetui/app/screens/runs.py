@@ -2,10 +2,15 @@
 delete. Rows (results.run_summary_checked, shared with ``prunetui runs``) are computed in a worker
 and cached per run until its files change; the status is re-checked on every refresh, so a run
 whose process died shows as interrupted.
+
+This is the first screen drawn: it imports Textual and its own widgets only. The run store,
+sweeps and the run summaries are imported by the scan worker, which starts after the first
+paint; the actions import what they need (on first use, long after the scan).
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -17,27 +22,38 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from prunetui import store
-from prunetui import sweep as sweeps
 from prunetui.app.messages import RunsScanned
-from prunetui.app.rundata import RunData
-from prunetui.app.runlist import list_run_dirs, runs_row
 from prunetui.app.screens.base import AppScreen
-from prunetui.app.screens.modals import ConfirmScreen
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
 
 if TYPE_CHECKING:
+    from prunetui import store
     from prunetui.app.app import PruneApp
+    from prunetui.app.rundata import RunData
 
 REFRESH_S = 2.0
 COLUMNS = ("", "name", "status", "rounds", "dense", "best", "dataset", "schemes")
-STATUS_STYLE = {store.RUNNING: "bold green", store.FINISHED: "cyan",
-                store.INTERRUPTED: "yellow", store.FAILED: "bold red"}
+
+
+@functools.cache
+def _status_styles() -> dict[str, str]:
+    from prunetui import store  # already imported by the scan worker that made the rows
+
+    return {store.RUNNING: "bold green", store.FINISHED: "cyan",
+            store.INTERRUPTED: "yellow", store.FAILED: "bold red"}
 
 
 def _signature(run: store.RunDir) -> tuple:
+    from prunetui import store
+
     return store.files_signature((run.config_path, run.metrics_path, run.status_path))
+
+
+def _run_dir(key: str) -> store.RunDir:
+    from prunetui import store
+
+    return store.RunDir(key)
 
 
 class RunsScreen(AppScreen):
@@ -95,11 +111,11 @@ Every run in the models folder, newest first; refreshed every two seconds.
         for col in COLUMNS:
             table.add_column(col, key=col or "mark")
         self._timer = self.set_interval(REFRESH_S, self.action_refresh, pause=True)
-        self.action_refresh()
+        self.call_after_refresh(self.action_refresh)  # the scan's imports: after the paint
 
     def on_screen_resume(self) -> None:
         self._timer.resume()
-        self.action_refresh()
+        self.call_after_refresh(self.action_refresh)
 
     def on_screen_suspend(self) -> None:
         self._timer.pause()
@@ -110,6 +126,9 @@ Every run in the models folder, newest first; refreshed every two seconds.
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
     def _scan(self, models_dir: Path) -> None:
+        from prunetui import sweep as sweeps
+        from prunetui.app.runlist import list_run_dirs, runs_row
+
         worker = get_current_worker()
         rows = []
         try:
@@ -147,7 +166,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
             self.marked = None
         table.clear()
         for key, s in message.rows:
-            status = Text(s["status"], style=STATUS_STYLE.get(s["status"], ""))
+            status = Text(s["status"], style=_status_styles().get(s["status"], ""))
             if s.get("warning"):
                 status.append(" damaged", style="bold red")
             name = Text(s["name"])
@@ -175,7 +194,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         s = self.summaries.get(key or "")
         if s is None:
             return
-        status = store.RunDir(key).read_status()
+        status = _run_dir(key).read_status()
         note = f" · {status.message}" if status.message else ""
         warning = f"\nwarning: {s['warning']}" if s.get("warning") else ""
         structured = f"structured ({s['structure']}) · " if s.get("structure") else ""
@@ -188,11 +207,13 @@ Every run in the models folder, newest first; refreshed every two seconds.
         if key is None:
             self.notify("No run selected.", severity="warning")
             return None
+        from prunetui import sweep as sweeps
+
         if sweeps.is_sweep(key):
             self.notify("This row is a sweep: enter opens its comparison; its runs are listed "
                         "under it. Resume it with: prunetui sweep SWEEP.toml", severity="warning")
             return None
-        return store.RunDir(key)
+        return _run_dir(key)
 
     # ------------------------------------------------------------------ actions
     @on(DataTable.RowSelected)
@@ -200,6 +221,9 @@ Every run in the models folder, newest first; refreshed every two seconds.
         await self.action_open()
 
     async def action_open(self) -> None:
+        from prunetui import store
+        from prunetui import sweep as sweeps
+
         if sweeps.is_sweep(self.current_key() or ""):
             from prunetui.app.screens.sweeps import SweepScreen
 
@@ -234,7 +258,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
             return
         from prunetui.app.screens.results import ResultsScreen
 
-        self.app.push_screen(ResultsScreen([store.RunDir(self.marked), store.RunDir(key)]))
+        self.app.push_screen(ResultsScreen([_run_dir(self.marked), _run_dir(key)]))
 
     def action_figure(self) -> None:
         from prunetui.app.screens.figure import save_figure
@@ -242,7 +266,7 @@ Every run in the models folder, newest first; refreshed every two seconds.
         key = self.current_key()
         if key is not None:
             keys = [self.marked, key] if self.marked not in (None, key) else [key]
-            save_figure(self, [store.RunDir(k) for k in keys])
+            save_figure(self, [_run_dir(k) for k in keys])
 
     def action_footprint(self) -> None:
         from prunetui.app.screens.footprint import FootprintScreen
@@ -271,6 +295,9 @@ Every run in the models folder, newest first; refreshed every two seconds.
             await self.prune_app.resume(run, detached=detached)
 
     def action_delete(self) -> None:
+        from prunetui import store
+        from prunetui.app.screens.modals import ConfirmScreen
+
         run = self._current_run()
         if run is None:
             return
