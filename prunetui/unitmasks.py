@@ -81,7 +81,8 @@ class UnitPruner:
         try:
             new = prune_units(scores, units, self.layers, rates, scope, self.groups)
         except UnitPruningError as err:
-            raise ConfigError("prune.rate", rates.rate, f"{where}, {err}") from None
+            raise ConfigError(f"prune.{err.setting}", getattr(rates, err.setting),
+                              f"{where}, {err}") from None
         except CouplingError as err:
             raise ConfigError("prune.structure", "unit", f"{where}, {err}") from None
         return self.param_masks(new)

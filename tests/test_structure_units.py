@@ -164,6 +164,20 @@ def test_a_layer_that_would_lose_all_its_units_is_an_error_naming_it():
         prune_units(scores, dense_unit_masks(groups), layers, rates, "layer", groups)
 
 
+def test_an_emptied_layer_names_the_rate_that_emptied_it_in_global_scope_too():
+    model, groups, layers = net("conv-4")
+    scores = unit_scores(model, layers, "l1", groups)
+    rates = PruneRates.from_config(PruneConfig(rate=0.2, conv_rate=0.99, output_rate=0.1))
+    once = prune_units(scores, dense_unit_masks(groups), layers, rates, "global", groups)
+    with pytest.raises(UnitPruningError, match=r"lower prune\.conv_rate") as info:
+        prune_units(scores, once, layers, rates, "global", groups)  # 1 unit left, then 0
+    assert info.value.setting == "conv_rate"
+    pooled = PruneRates.from_config(PruneConfig(rate=0.99, output_rate=0.1))
+    with pytest.raises(UnitPruningError, match=r"lower prune\.rate ") as info:
+        prune_units(scores, dense_unit_masks(groups), layers, pooled, "global", groups)
+    assert info.value.setting == "rate"
+
+
 def test_random_unit_masks_keep_each_groups_count_and_coupling():
     model, groups, layers = net("resnet-20")
     scores = unit_scores(model, layers, "l1", groups)

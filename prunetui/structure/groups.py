@@ -30,7 +30,12 @@ class CouplingError(ValueError):
 
 
 class UnitPruningError(ValueError):
-    """A pruning step cannot be done (e.g. a layer would lose all its units)."""
+    """A pruning step cannot be done (e.g. a layer would lose all its units); ``setting`` is
+    the ``[prune]`` rate that pruned that layer ("rate", "first_rate", "conv_rate", ...)."""
+
+    def __init__(self, message: str, setting: str = "rate") -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class CriterionError(ValueError):

@@ -114,7 +114,13 @@ def prunable_groups(groups: Groups, layers: list[PrunableLayer]) -> list[UnitGro
 def group_rate(group: UnitGroup, layers: Mapping[str, PrunableLayer],
                rates: PruneRates) -> float:
     """The group's rate in layer scope: the lowest of its members' (``layers``: by name)."""
-    return min(rates.for_layer(layers[m]) for m in group.layers)
+    return rates.for_layer(rate_member(group, layers, rates))
+
+
+def rate_member(group: UnitGroup, layers: Mapping[str, PrunableLayer],
+                rates: PruneRates) -> PrunableLayer:
+    """The member whose rate the group is pruned at (the lowest), to name its setting."""
+    return min((layers[m] for m in group.layers), key=rates.for_layer)
 
 
 def remove_lowest(scores: torch.Tensor, mask: torch.Tensor, count: int) -> torch.Tensor:
@@ -158,9 +164,10 @@ def prune_units(scores: Mapping[str, torch.Tensor], unit_masks: Mapping[str, tor
     for g in todo:
         if not new[id(g)].any():
             names = ", ".join(g.modules())
+            setting = rates.source(rate_member(g, by_name, rates)) if own_rate(g) else "rate"
             raise UnitPruningError(
-                f"layer {names} would lose all its {g.size} units; lower prune.rate or leave "
-                "it dense with prune.skip")
+                f"layer {names} would lose all its {g.size} units; lower prune.{setting} or "
+                "leave it dense with prune.skip", setting)
         for layer in g.layers:
             out[layer] = new[id(g)].to(unit_masks[layer].device, unit_masks[layer].dtype)
     return out
