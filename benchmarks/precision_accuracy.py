@@ -45,9 +45,8 @@ TOLERANCE = 3.0  # points
 
 
 def trial(root: str, precision: str, seed: int, epochs: int, batch_size: int, crop: int,
-          out: Path) -> dict:
+          per_epoch: int, out: Path) -> dict:
     name = f"{precision}-seed{seed}"
-    per_epoch = iterations_per_epoch(root, batch_size)
     sets = {"data.root": root, "prune.rounds": 0, "train.epochs": epochs,
             "train.batch_size": batch_size, "train.eval_every": per_epoch, "train.threads": 1,
             "train.seed": seed, "train.precision": precision, "model.width": 1.0,
@@ -110,7 +109,7 @@ def main() -> None:
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(trial, args.root, p, s, args.epochs, args.batch_size, args.crop,
-                               Path(tmp)): (p, s) for p, s in jobs}
+                               per_epoch, Path(tmp)): (p, s) for p, s in jobs}
         for future, key in futures.items():
             r = future.result()
             results[key] = r

@@ -39,6 +39,7 @@ from prunetui.structure.units import (
     prunable_groups,
     prune_units,
     random_unit_masks_like,
+    rate_member,
     unit_scores,
 )
 
@@ -140,8 +141,7 @@ def check_schedule(cfg: Config, groups: list[UnitGroup], layers: list[PrunableLa
     if emptied:
         round_, _, group, rate = min(emptied, key=lambda e: e[:2])  # the first to empty
         names = ", ".join(group.modules())
-        source = next(rates.source(by_name[m]) for m in group.layers
-                      if rates.for_layer(by_name[m]) == rate)
+        source = rates.source(rate_member(group, by_name, rates))
         key, value = f"prune.{source}", getattr(prune, source)
         raise ConfigError(key, value, f"in round {round_}, layer {names} would lose all its "
                           f"{group.size} units; lower {key}, prune fewer rounds, or leave "
