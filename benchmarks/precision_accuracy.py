@@ -1,7 +1,7 @@
 """Does bf16 change what a full-width LightCNN-9 learns? fp32 against bf16, paired by seed.
 
     python benchmarks/precision_accuracy.py --root FACES [--seeds 8] [--epochs 30]
-        [--batch-size 8] [--crop 128] [--jobs 2]
+        [--batch-size 8] [--crop 128] [--jobs 2] [--out DIR]
 
 FACES is a folder made by ``prunetui prepare`` (e.g. from shared/datasets/orl-faces). Each
 trial is ``prunetui run faces-lightcnn`` in its own process: the dense network only
@@ -13,8 +13,10 @@ comparing precisions there would compare noise. At batch 8 an epoch makes 35 ste
 128x128 the network was still at 38-64% after 11 such epochs (43 s each on one core), so
 converging 8 seeds in both precisions takes about 3 hours of 2 cores. ``--crop 64`` runs the
 same network on 64x64 crops (the faces-quick geometry), a quarter of the work per image.
-Seeds 1..N run in both precisions; ``--jobs`` trials run at once (one per core), fp32 trials
-first so the long ones do not finish last. Timing is not measured here (see
+Seeds 1..N run in both precisions, seed by seed; ``--jobs`` trials run at once (one per core).
+``--out DIR`` keeps each trial's run there: a later call with the same DIR reads the trials
+that finished and resumes the ones that were interrupted (``prunetui run --resume``), so a
+measurement of many seeds can be spread over several sittings. Timing is not measured here (see
 precision_speed.py), so a shared machine only slows it.
 
 Per seed it prints the test accuracy at early stop (lowest validation loss, as every report
@@ -38,8 +40,10 @@ from pathlib import Path
 from precision_speed import PRECISIONS, iterations_per_epoch
 from results_file import recorded
 
+from prunetui import config
 from prunetui.results import segment_result
 from prunetui.stats import summarize
+from prunetui.store import FINISHED, RunDir
 
 TOLERANCE = 3.0  # points
 
@@ -51,19 +55,40 @@ def trial(root: str, precision: str, seed: int, epochs: int, batch_size: int, cr
             "train.batch_size": batch_size, "train.eval_every": per_epoch, "train.threads": 1,
             "train.seed": seed, "train.precision": precision, "model.width": 1.0,
             "data.image_size": crop * 9 // 8, "data.crop": crop}
-    cmd = [sys.executable, "-m", "prunetui", "run", "faces-lightcnn", "--plain",
-           "--no-estimate", "--out", str(out), "--name", name]
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={json.dumps(value)}"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    rows = [json.loads(ln) for ln in (out / name / "metrics.jsonl").read_text().splitlines()]
-    used = json.loads((out / name / "runtime.json").read_text())["precision"]
+    run_dir = RunDir(out / name)
+    if not run_dir.exists():
+        cmd = [sys.executable, "-m", "prunetui", "run", "faces-lightcnn", "--out", str(out),
+               "--name", name]
+        for key, value in sets.items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+        execute([*cmd, "--plain", "--no-estimate"])
+    else:
+        refuse_other_settings(run_dir, sets)
+        if run_dir.read_status().state != FINISHED:  # interrupted in an earlier sitting
+            execute([sys.executable, "-m", "prunetui", "run", "--resume", str(run_dir.path),
+                     "--plain", "--no-estimate"])
+    rows = run_dir.metrics()
+    used = json.loads((run_dir.path / "runtime.json").read_text())["precision"]
     early = segment_result(rows)
     return {"precision": used, "seed": seed, "early": 100 * early.test_acc,
             "last": 100 * rows[-1]["test_acc"], "early_epoch": early.early_stop_iteration
             / per_epoch, "wall_s": rows[-1]["elapsed_s"]}
+
+
+def execute(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def refuse_other_settings(run_dir: RunDir, sets: dict) -> None:
+    """A kept trial is reused only if it ran with this call's settings."""
+    recorded = config.to_dict(config.load(run_dir.config_path))
+    for key, wanted in sets.items():
+        section, field = key.split(".")
+        if recorded[section][field] != wanted:
+            sys.exit(f"{run_dir.path} ran with {key}={recorded[section][field]!r}, not "
+                     f"{wanted!r}: give another --out folder.")
 
 
 def verdict(low: float, high: float) -> str:
@@ -96,6 +121,8 @@ def main() -> None:
                         help="crop size (images are 9/8 of it before cropping; default 128)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     parser.add_argument("--jobs", type=int, default=2, help="trials at once (default 2)")
+    parser.add_argument("--out", type=Path, help="keep the trial runs here; finished ones are "
+                        "read, interrupted ones resumed (default: a temporary folder)")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 for an interval")
@@ -105,11 +132,13 @@ def main() -> None:
           f"{args.epochs} epochs of "
           f"{per_epoch} iterations, dense, 1 thread per trial, {args.jobs} at once, "
           f"seeds {seeds[0]}..{seeds[-1]}, {os.cpu_count()} CPUs")
-    jobs = [(p, s) for p in PRECISIONS for s in seeds]  # fp32 (slower) first
+    jobs = [(p, s) for s in seeds for p in PRECISIONS]  # seed by seed: what ends early pairs up
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
         futures = {pool.submit(trial, args.root, p, s, args.epochs, args.batch_size, args.crop,
-                               per_epoch, Path(tmp)): (p, s) for p, s in jobs}
+                               per_epoch, out): (p, s) for p, s in jobs}
         for future, key in futures.items():
             r = future.result()
             results[key] = r
