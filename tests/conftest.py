@@ -9,8 +9,11 @@ skip into a failure so a CI machine without data cannot pass silently.
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -62,9 +65,39 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist_root(data_root) -> Path:
+def mnist_full_root(data_root) -> Path:
+    """MNIST as published: 60,000 training and 10,000 test images."""
     need_data(shared_datasets() / "mnist-real", "MNIST")
     return data_root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(mnist_full_root, tmp_path_factory) -> Path:
+    """Real MNIST, all 60,000 training images but only the first 500 of the test set (and
+    Fashion-MNIST whole, when present). A test run evaluates often and an evaluation of 10,000
+    images costs more than the short training it checks; 500 keep test accuracy meaningful."""
+    root = tmp_path_factory.mktemp("mnist-short-test")
+    shutil.copytree(mnist_full_root, root, dirs_exist_ok=True)
+    for name in RAW_FILES:
+        if name.startswith("t10k"):
+            raw = root / "MNIST" / "raw"
+            write_idx_head(mnist_full_root / "MNIST" / "raw" / name, raw / name,
+                           SHORT_TEST_IMAGES)
+    return root
+
+
+SHORT_TEST_IMAGES = 500
+
+
+def write_idx_head(src: Path, dst: Path, count: int) -> None:
+    """The first ``count`` items of a gzipped IDX file (header: magic, then one big-endian
+    uint32 per dimension, the first being the item count)."""
+    data = gzip.decompress(src.read_bytes())
+    dims = data[3]
+    shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
+    item = math.prod(shape[1:])  # uint8 items: bytes per image or label
+    header = data[:4] + struct.pack(f">{dims}I", count, *shape[1:])
+    dst.write_bytes(gzip.compress(header + data[4 + 4 * dims:4 + 4 * dims + count * item]))
 
 
 @pytest.fixture(scope="session")

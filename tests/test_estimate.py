@@ -15,7 +15,7 @@ import pytest
 from prunetui import config, estimate, store
 from prunetui.cli import main
 from prunetui.cli.run import estimate_line
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, SHORT_TEST_IMAGES, tiny_overrides
 
 QUICK = str(REPO / "presets" / "quick.toml")
 SHAPE = estimate.DataShape(train_size=600, eval_size=1000, input_shape=(784,), num_classes=10,
@@ -130,7 +130,8 @@ def test_the_real_measurement_times_the_configured_run(mnist_root, tmp_path, mon
     assert found.source == "measured" and found.steps >= estimate.MIN_TIMED_STEPS
     assert found.per_step_s > 0 and found.eval_s > 0 and found.seconds > 0
     shape, _ = estimate.measure(cfg, __import__("torch").device("cpu"), 1, "fp32")
-    assert (shape.train_size, shape.eval_size, shape.input_shape) == (600, 500 + 10000, (784,))
+    assert (shape.train_size, shape.eval_size, shape.input_shape) == (
+        600, 500 + SHORT_TEST_IMAGES, (784,))
     assert estimate.estimate(cfg, threads=1, precision="fp32").source == "cached"
 
 

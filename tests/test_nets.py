@@ -272,9 +272,9 @@ def test_flops_count_convolutions():
 def test_conv2_runs_end_to_end_on_mnist(mnist_root, tmp_path, capsys):
     from prunetui.cli import main
 
-    sets = [*tiny_overrides(mnist_root), ("model.arch", "conv-2"), ("prune.rounds", 1),
-            ("train.iterations", 20), ("train.eval_every", 20), ("prune.schemes", ["rewind"]),
-            ("train.threads", 2)]  # each evaluation runs the 10,000 test images: one a round
+    sets = [*tiny_overrides(mnist_root), ("model.arch", "conv-2"),
+            ("prune.rounds", 1), ("train.iterations", 5), ("train.eval_every", 5),
+            ("prune.schemes", ["rewind"]), ("train.threads", 2), ("data.validation", 200)]
     args = ["run", "quick", "--out", str(tmp_path), "--name", "conv", "--plain",
             "--no-estimate"]
     for key, value in sets:
