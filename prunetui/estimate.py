@@ -24,6 +24,7 @@ and is not cached, so it does not speak for later runs (a cached one was reused 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import math
@@ -37,9 +38,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prunetui.data.recent import data_key, load_recent
+
 if TYPE_CHECKING:
     from prunetui.config import Config
-    from prunetui.data import TensorData
 
 CACHE_VERSION = 1
 WARMUP_STEPS = 3
@@ -139,31 +141,6 @@ def plan_seconds(cfg: Config, shape: DataShape, timing: Timing, segments: int) -
     return shape.load_s + segments * segment
 
 
-_loaded: dict[tuple, tuple[TensorData, float]] = {}  # the last dataset decoded, per process
-
-
-def data_key(cfg: Config) -> tuple:
-    """The dataset's identity (the root's mtime: a faces folder gained or lost people)."""
-    d, root = cfg.data, Path(cfg.data.root).expanduser().resolve()
-    stamp = root.stat().st_mtime_ns if root.exists() else 0
-    return (d.dataset, str(root), d.validation, d.train_subset, tuple(d.split), d.image_size,
-            d.crop, stamp)
-
-
-def load_cached(cfg: Config) -> tuple[TensorData, float]:
-    """The configured dataset on CPU and the seconds its first decoding took (the last one
-    loaded stays in memory: MNIST is decoded once for every estimate of a session)."""
-    key = data_key(cfg)
-    if key not in _loaded:
-        from prunetui.data import load_data
-
-        start = time.perf_counter()
-        data = load_data(cfg)
-        _loaded.clear()
-        _loaded[key] = (data, time.perf_counter() - start)
-    return _loaded[key]
-
-
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """torch's CPU threads set to ``count`` for the block, then put back."""
@@ -226,7 +203,7 @@ def measure(cfg: Config, device: Any, threads: int, precision: str,
     from prunetui.store import save_checkpoint
     from prunetui.training import LoopState, SegmentHooks, SegmentTrainer
 
-    cpu_data, load_s = load_cached(cfg)
+    cpu_data, load_s = load_recent(cfg)
     prec = precisions.resolve(precision, device.type)
     with torch_threads(threads if device.type == "cpu" else 0):
         data = cpu_data.to(device)
@@ -349,7 +326,7 @@ def estimate(cfg: Config, *, threads: int | None = None, precision: str | None =
         precision = precisions.resolve(cfg.train.precision, device.type).used
     path = cache or cache_path()
     doc = read_cache(path)
-    dkey = "|".join(map(str, data_key(cfg)))
+    dkey = hashlib.sha256(repr(data_key(cfg)).encode()).hexdigest()[:20]
 
     def tkey(shape: DataShape) -> str:
         return timing_key(cfg, str(device), shape.input_shape, threads, precision)

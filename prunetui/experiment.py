@@ -20,7 +20,8 @@ import torch
 
 from prunetui import precision, pruning, saliency, store, threads, unitmasks
 from prunetui.config import Config, parse_scheme
-from prunetui.data import TensorData, load_data
+from prunetui.data import TensorData
+from prunetui.data.recent import load_recent
 from prunetui.device import resolve_device
 from prunetui.events import (
     Checkpointed,
@@ -137,7 +138,8 @@ class Experiment:
         return self.elapsed_base + time.monotonic() - self.started - paused
 
     def _prepare_data(self) -> TensorData:
-        data = load_data(self.cfg).to(self.device)
+        # On CPU the run's tensors are the kept ones: the launch estimate reuses them.
+        data = load_recent(self.cfg, keep=self.device.type == "cpu")[0].to(self.device)
         for note in data.notes:  # files skipped, data streamed from disk: said once per start
             self.emit(Log(note))
         self.per_epoch = iterations_per_epoch(data.train_size, self.cfg.train.batch_size)

@@ -136,6 +136,7 @@ def estimate_line(run_dir: store.RunDir, threads: int | None = None,
                   precision: str | None = None) -> str:
     """``Estimated time: about 1 min 20 s on cpu (2 threads; measured 10 steps)``: the
     trainings not finished yet (on resume, those left), timed on this device."""
+    from prunetui.data import recent
     from prunetui.estimate import estimate
     from prunetui.segments import plan
 
@@ -146,6 +147,8 @@ def estimate_line(run_dir: store.RunDir, threads: int | None = None,
         found = estimate(cfg, threads=threads, precision=precision, segments=left)
     except Exception as err:  # an estimate never stops a run; the run reports real problems
         return f"Estimated time: unknown ({type(err).__name__}: {err})"
+    finally:
+        recent.forget()  # one estimate per command: the run keeps what it uses, nothing more
     return f"Estimated time: {found.describe(total_segments=len(segments))}"
 
 

@@ -36,10 +36,6 @@ class ImageData(TensorData):
     _stats: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict, repr=False, compare=False)
 
-    @property
-    def storage(self) -> str:
-        return "resident"
-
     def train_batch(self, idx: torch.Tensor,
                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """A random (padded) crop and flip of each image ``idx``, normalised."""

@@ -38,6 +38,11 @@ class TensorData:
     augmented: ClassVar[bool] = False
 
     @property
+    def storage(self) -> str:
+        """"resident" (every image in memory) or "streamed" (read from disk as training asks)."""
+        return "resident"
+
+    @property
     def train_size(self) -> int:
         return int(self.train_x.shape[0])
 
