@@ -83,7 +83,7 @@ from prunetui.threads import BUSY_CORE_THRESHOLD, sample_cores
 
 REPO = Path(__file__).resolve().parents[1]
 BATCHES = (1, 32, 256)
-RATES = PruneRates(rate=0.5, first_rate=0.5, output_rate=0.0)
+RATES = PruneRates(rate=0.5, output_rate=0.0)
 TIMING_S = 0.15  # aim per timing: enough calls of a fast network to last about this long
 WARMUP_S = 0.1  # untimed calls first, in each fresh process (at least one)
 BUSY_SAMPLE_S = 0.5  # before each trial: how busy other processes keep the cores

@@ -27,17 +27,15 @@ Weights = Mapping[str, torch.Tensor]
 @dataclass(frozen=True)
 class PruneRates:
     rate: float  # hidden layers (and everything ranked together in global scope)
-    first_rate: float  # input layer
     output_rate: float  # classifier
-    first_rate_explicit: bool = False  # True when the user set a separate first-layer rate
+    first_rate: float | None = None  # input layer, when the user set it
     conv_rate: float | None = None  # every convolution, when the user set it
 
     @classmethod
     def from_config(cls, prune: PruneConfig) -> PruneRates:
         """The rates of a ``[prune]`` section (negative first/conv rates: "same as rate")."""
-        return cls(rate=prune.rate,
-                   first_rate=prune.rate if prune.first_rate < 0 else prune.first_rate,
-                   output_rate=prune.output_rate, first_rate_explicit=prune.first_rate >= 0,
+        return cls(rate=prune.rate, output_rate=prune.output_rate,
+                   first_rate=prune.first_rate if prune.first_rate >= 0 else None,
                    conv_rate=prune.conv_rate if prune.conv_rate >= 0 else None)
 
     def source(self, layer: PrunableLayer) -> str:
@@ -48,18 +46,15 @@ class PruneRates:
         10-15% a round, their fully connected layers 20%, the output 10%), else ``rate``."""
         if layer.role == "output":
             return "output_rate"
-        if layer.role == "first" and self.first_rate_explicit:
+        if layer.role == "first" and self.first_rate is not None:
             return "first_rate"
         if layer.conv and self.conv_rate is not None:
             return "conv_rate"
         return "rate"
 
     def for_layer(self, layer: PrunableLayer) -> float:
-        source = self.source(layer)
-        if source == "rate" and layer.role == "first":
-            return self.first_rate  # equal to rate unless built by hand with another value
-        rate = getattr(self, source)
-        assert rate is not None
+        rate = getattr(self, self.source(layer))
+        assert rate is not None  # source() names an optional rate only when it is set
         return rate
 
     def pruned_separately(self, layer: PrunableLayer) -> bool:

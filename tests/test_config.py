@@ -26,7 +26,7 @@ def test_defaults_are_the_paper_setting():
     assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size) == ("adam", 1.2e-3, 60)
     assert (cfg.prune.rate, cfg.prune.output_rate, cfg.prune.scope) == (0.2, 0.1, "layer")
     rates = PruneRates.from_config(cfg.prune)
-    assert (rates.first_rate, rates.conv_rate, rates.first_rate_explicit) == (0.2, None, False)
+    assert (rates.first_rate, rates.conv_rate) == (None, None)
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)

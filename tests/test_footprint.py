@@ -21,7 +21,7 @@ def half_pruned_lenet() -> tuple[LeNet300100, pruning.Masks]:
     net = LeNet300100().eval()
     weights = dict(net.state_dict())
     layers = prunable_layers(net)
-    rates = pruning.PruneRates(rate=0.5, first_rate=0.5, output_rate=0.5)
+    rates = pruning.PruneRates(rate=0.5, output_rate=0.5)
     masks = pruning.prune(pruning.magnitude_scores(weights, layers),
                           pruning.dense_masks(weights, layers), layers, rates, "layer")
     pruning.apply_masks(dict(net.named_parameters()), masks)

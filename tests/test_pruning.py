@@ -17,7 +17,7 @@ from tests.conftest import tiny_overrides
 
 LAYERS = [PrunableLayer("fc1.weight", "first"), PrunableLayer("fc2.weight", "hidden"),
           PrunableLayer("fc3.weight", "output")]
-RATES = pruning.PruneRates(rate=0.2, first_rate=0.2, output_rate=0.1)
+RATES = pruning.PruneRates(rate=0.2, output_rate=0.1)
 
 
 def lenet_weights(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -53,7 +53,7 @@ def test_magnitude_pruning_removes_the_smallest_surviving_weights():
     w = {"a.weight": torch.tensor([[0.5, -0.1, 0.3, -0.9, 0.05]])}
     layers = [PrunableLayer("a.weight", "hidden")]
     masks = pruning.dense_masks(w, layers)
-    rates = pruning.PruneRates(rate=0.4, first_rate=0.4, output_rate=0.0)
+    rates = pruning.PruneRates(rate=0.4, output_rate=0.0)
     masks = pruning.prune(pruning.magnitude_scores(w, layers), masks, layers, rates, "layer")
     assert masks["a.weight"].tolist() == [[1, 0, 1, 1, 0]]
     # Next round: 40% of the 3 survivors = 1 (the 0.3); pruned weights are never counted again.
@@ -67,7 +67,7 @@ def test_global_scope_ranks_hidden_layers_together_and_keeps_output_rate():
     layers = [PrunableLayer("first.weight", "first"), PrunableLayer("mid.weight", "hidden"),
               PrunableLayer("out.weight", "output")]
     masks = pruning.dense_masks(w, layers)
-    rates = pruning.PruneRates(rate=0.5, first_rate=0.5, output_rate=0.2)
+    rates = pruning.PruneRates(rate=0.5, output_rate=0.2)
     new = pruning.prune(pruning.magnitude_scores(w, layers), masks, layers, rates, "global")
     # Half of the 20 pooled weights go, all from the small-magnitude first layer.
     assert alive(new) == {"first.weight": 0, "mid.weight": 10, "out.weight": 8}
@@ -80,8 +80,7 @@ def test_global_scope_respects_an_explicit_first_layer_rate():
          "out.weight": torch.ones(10)}
     layers = [PrunableLayer("first.weight", "first"), PrunableLayer("mid.weight", "hidden"),
               PrunableLayer("out.weight", "output")]
-    rates = pruning.PruneRates(rate=0.5, first_rate=0.1, output_rate=0.0,
-                               first_rate_explicit=True)
+    rates = pruning.PruneRates(rate=0.5, first_rate=0.1, output_rate=0.0)
     new = pruning.prune(pruning.magnitude_scores(w, layers), pruning.dense_masks(w, layers),
                         layers, rates, "global")
     assert alive(new) == {"first.weight": 9, "mid.weight": 5, "out.weight": 10}
@@ -140,8 +139,8 @@ def iterated_prune(rates: pruning.PruneRates, scope: str, rounds: int, seed: int
 
 def test_schedule_survivors_equals_iterated_pruning_in_both_scopes():
     for explicit in (False, True):
-        rates = pruning.PruneRates(rate=0.3, first_rate=0.15, output_rate=0.1,
-                                   first_rate_explicit=explicit)
+        rates = pruning.PruneRates(rate=0.3, output_rate=0.1,
+                                   first_rate=0.15 if explicit else None)
         for rounds in (0, 1, 2, 5, 9):
             dense, layer_masks = iterated_prune(rates, "layer", rounds, seed=rounds)
             counted = pruning.schedule_survivors(dense, LAYERS, rates, "layer", rounds)
@@ -262,7 +261,7 @@ def test_conv_rate_prunes_conv4_exactly_as_the_paper_does():
 
 def test_prune_rates_come_from_the_config_in_one_place():
     rates = pruning.PruneRates.from_config(PruneConfig(rate=0.2, conv_rate=0.1))
-    assert (rates.conv_rate, rates.first_rate, rates.first_rate_explicit) == (0.1, 0.2, False)
+    assert (rates.conv_rate, rates.first_rate) == (0.1, None)
     assert pruning.PruneRates.from_config(PruneConfig()).conv_rate is None
     assert prune_rates(prune_cfg(conv_rate=0.1)) == pruning.PruneRates.from_config(
         prune_cfg(conv_rate=0.1).prune)

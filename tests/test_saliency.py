@@ -181,7 +181,7 @@ def test_grasp_masks_remove_the_highest_grasp_scores() -> None:
 # --- masks: exact counts, an untouched model, determinism ----------------------------------
 
 ARCHS = {"lenet-300-100": (784,), "conv-4": (3, 8, 8), "resnet-20": (3, 8, 8)}
-RATES = PruneRates(rate=0.2, first_rate=0.2, output_rate=0.1)
+RATES = PruneRates(rate=0.2, output_rate=0.1)
 
 
 def built(arch: str, skip: tuple[str, ...] = ()):

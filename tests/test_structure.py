@@ -24,7 +24,7 @@ from prunetui.structure.rebuild import rebuild, shapes
 from prunetui.structure.shrink import shrink
 from prunetui.structure.units import dense_unit_masks, prune_units
 
-RATES = PruneRates(rate=0.2, first_rate=0.2, output_rate=0.1)
+RATES = PruneRates(rate=0.2, output_rate=0.1)
 NETS = {  # arch: (input shape, model.width)
     "lenet-300-100": ((784,), 1.0),
     "conv-4": ((3, 32, 32), 1.0),

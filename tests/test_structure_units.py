@@ -26,7 +26,7 @@ from prunetui.structure.units import (
 )
 from prunetui.unitmasks import check_schedule
 
-RATES = PruneRates(rate=0.2, first_rate=0.2, output_rate=0.1)
+RATES = PruneRates(rate=0.2, output_rate=0.1)
 
 
 @functools.cache
@@ -118,12 +118,12 @@ def test_layer_scope_removes_round_rate_of_the_alive_units_of_each_layer():
 def test_global_scope_pools_every_hidden_unit_but_keeps_the_classes():
     _, groups, layers = lenet()
     scores = {"fc1.weight": torch.zeros(300) + 5, "fc2.weight": torch.arange(100.0)}
-    rates = PruneRates(rate=0.2, first_rate=0.2, output_rate=0.5)
+    rates = PruneRates(rate=0.2, output_rate=0.5)
     masks = prune_units(scores, dense_unit_masks(groups), layers, rates, "global", groups)
     # 80 go: fc2's scores 0..4, then 75 of the 301 units scoring 5, lowest index (fc1) first
     assert (removed(masks, "fc1.weight"), removed(masks, "fc2.weight")) == (75, 5)
     assert removed(masks, "fc3.weight") == 0
-    explicit = dataclasses.replace(rates, first_rate=0.0, first_rate_explicit=True)
+    explicit = dataclasses.replace(rates, first_rate=0.0)
     masks = prune_units(scores, dense_unit_masks(groups), layers, explicit, "global", groups)
     assert removed(masks, "fc1.weight") == 0 and removed(masks, "fc2.weight") == 20
 
@@ -136,7 +136,7 @@ def test_a_coupled_group_is_ranked_by_the_sum_of_its_members_scores():
         scores[layer] = torch.full((16,), 10.0)
         scores[layer][i] = 0.0
         scores[layer][9] = 3.0  # ...but unit 9 has the lowest sum (12 against 30)
-    rates = PruneRates(rate=1 / 16, first_rate=1 / 16, output_rate=0.0)
+    rates = PruneRates(rate=1 / 16, output_rate=0.0)
     masks = prune_units(scores, dense_unit_masks(groups), layers, rates, "layer", groups)
     for layer in group.layers:
         assert masks[layer].nonzero().flatten().tolist() == [i for i in range(16) if i != 9]
@@ -146,7 +146,7 @@ def test_a_coupled_group_is_ranked_by_the_sum_of_its_members_scores():
 def test_a_group_takes_its_lowest_rate_and_a_skipped_member_keeps_it_dense():
     model, groups, layers = net("resnet-20")
     scores = unit_scores(model, layers, "l1", groups)
-    rates = PruneRates(rate=0.5, first_rate=0.125, output_rate=0.0, first_rate_explicit=True)
+    rates = PruneRates(rate=0.5, first_rate=0.125, output_rate=0.0)
     masks = prune_units(scores, dense_unit_masks(groups), layers, rates, "layer", groups)
     assert removed(masks, "conv.weight") == removed(masks, "blocks.2.conv2.weight") == 2
     assert removed(masks, "blocks.0.conv1.weight") == 8
@@ -252,7 +252,7 @@ def test_a_dead_channel_after_batchnorm_is_zero_in_train_and_eval_mode():
 def test_masks_kept_through_training_steps_keep_shrunk_equal_to_masked():
     model, groups, layers = net("tests.test_structure:user_net", (3, 16, 16))
     masks = prune_units(unit_scores(model, layers, "l1", groups), dense_unit_masks(groups),
-                        layers, PruneRates(0.4, 0.4, 0.0), "layer", groups)
+                        layers, PruneRates(rate=0.4, output_rate=0.0), "layer", groups)
     trained = masked_copy(model, masks, groups)
     pmasks = param_masks(trained, masks, groups)
     assert set(pmasks) == set(param_masks(trained, dense_unit_masks(groups), groups))

@@ -25,7 +25,7 @@ def random_data(n: int = 600) -> TensorData:
 def half_pruned(model) -> pruning.Masks:
     layers = prunable_layers(model)
     weights = dict(model.state_dict())
-    rates = pruning.PruneRates(rate=0.5, first_rate=0.5, output_rate=0.5)
+    rates = pruning.PruneRates(rate=0.5, output_rate=0.5)
     return pruning.prune(pruning.magnitude_scores(weights, layers),
                          pruning.dense_masks(weights, layers), layers, rates, "layer")
 

@@ -85,7 +85,7 @@ def test_shrunk_conv_flops_are_the_masked_networks_nonzero_flops(arch, shape, wi
         model = build_model(ModelConfig(arch=arch, width=width), shape, 10).eval()
     groups, layers = unit_groups(model, torch.zeros(2, *shape)), prunable_layers(model)
     masks = prune_units(unit_scores(model, layers, "l1", groups), dense_unit_masks(groups),
-                        layers, PruneRates(rate=0.5, first_rate=0.5, output_rate=0.0),
+                        layers, PruneRates(rate=0.5, output_rate=0.0),
                         "layer", groups)
     masked, small = masked_copy(model, masks, groups), shrink(model, masks, groups)
     dense, nonzero = footprint.flops(masked, shape)
