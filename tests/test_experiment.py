@@ -138,10 +138,10 @@ def kill_then_resume(run: store.RunDir, kill_after: range, kills: int,
     assert done.returncode == 0, done.stderr
 
 
-def test_kill_9_at_any_moment_then_resume_gives_identical_metrics(reference, mnist_root,
-                                                                  tmp_path):
+def test_kill_9_at_any_moment_then_resume_gives_identical_metrics(mnist_full_root, tmp_path):
     # 90 iterations per segment = 9 epochs of 10 batches: many epoch checkpoints to land between.
-    overrides = tiny_overrides(mnist_root, **{"train.iterations": 90, "prune.rounds": 1})
+    # All 10,000 test images: each evaluation lasts long enough for the kill to land mid-run.
+    overrides = tiny_overrides(mnist_full_root, **{"train.iterations": 90, "prune.rounds": 1})
     cfg = config.apply_overrides(config.Config(), overrides)
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")

@@ -69,11 +69,11 @@ def test_snip_masks_in_the_loop_are_scored_at_theta0(methods_run):
     assert any(not torch.equal(found[n], masks_rewind[n]) for n in found)
 
 
-def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(methods_run, mnist_root,
-                                                                    tmp_path):
-    cfg = methods_config(mnist_root, **{"prune.rounds": 1, "train.iterations": 60,
-                                        "train.milestones": [20, 40],
-                                        "prune.schemes": ["finetune", "lr-rewind:20", "snip"]})
+def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(mnist_full_root, tmp_path):
+    # All 10,000 test images: each evaluation lasts long enough for the kill to land mid-run.
+    cfg = methods_config(mnist_full_root, **{
+        "prune.rounds": 1, "train.iterations": 60, "train.milestones": [20, 40],
+        "prune.schemes": ["finetune", "lr-rewind:20", "snip"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
     kill_then_resume(run, range(3, len(expected) - 3), 2, "--no-estimate")

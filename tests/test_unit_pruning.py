@@ -237,10 +237,12 @@ def test_bn_scale_every_scheme_and_shared_unit_masks_on_a_users_conv_net(cnn_run
 # --- (b) kill -9, then resume ------------------------------------------------------------------
 
 
-def test_kill_9_in_a_pruned_round_then_resume_gives_identical_metrics(mnist_root, tmp_path):
-    # 40 iterations = 4 epochs of 10 batches per segment, 4 rows each: dense, then keep
-    cfg = unit_config(mnist_root, **{"train.iterations": 40, "prune.rounds": 1,
-                                     "prune.schemes": ["keep"]})
+def test_kill_9_in_a_pruned_round_then_resume_gives_identical_metrics(mnist_full_root,
+                                                                       tmp_path):
+    # 40 iterations = 4 epochs of 10 batches per segment, 4 rows each: dense, then keep. All
+    # 10,000 test images: each evaluation lasts long enough for the kill to land mid-run.
+    cfg = unit_config(mnist_full_root, **{"train.iterations": 40, "prune.rounds": 1,
+                                          "prune.schemes": ["keep"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
     kill_then_resume(run, range(3, 7), 1)
