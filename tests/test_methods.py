@@ -76,7 +76,8 @@ def test_kill_9_during_a_step_schedule_run_then_resume_is_identical(mnist_full_r
         "prune.schemes": ["finetune", "lr-rewind:20", "snip"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
-    kill_then_resume(run, range(3, len(expected) - 3), 2, "--no-estimate")
+    # At least 8 rows left after each kill: it lands mid-run however fast the machine is.
+    kill_then_resume(run, range(3, len(expected) - 8), 2, "--no-estimate")
     assert comparable(run) == expected
 
 

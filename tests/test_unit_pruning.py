@@ -239,13 +239,14 @@ def test_bn_scale_every_scheme_and_shared_unit_masks_on_a_users_conv_net(cnn_run
 
 def test_kill_9_in_a_pruned_round_then_resume_gives_identical_metrics(mnist_full_root,
                                                                        tmp_path):
-    # 40 iterations = 4 epochs of 10 batches per segment, 4 rows each: dense, then keep. All
-    # 10,000 test images: each evaluation lasts long enough for the kill to land mid-run.
-    cfg = unit_config(mnist_full_root, **{"train.iterations": 40, "prune.rounds": 1,
+    # 120 iterations = 12 epochs of 10 batches per segment, 12 rows each: dense, then keep.
+    # The kill comes in the pruned round with at least 8 rows still to train (each evaluating
+    # all 10,000 test images), so it lands mid-run however fast the machine is.
+    cfg = unit_config(mnist_full_root, **{"train.iterations": 120, "prune.rounds": 1,
                                           "prune.schemes": ["keep"]})
     expected = comparable(run_to_end(cfg, tmp_path / "ref", "ref"))
     run = new_run(cfg, tmp_path, "killed")
-    kill_then_resume(run, range(3, 7), 1)
+    kill_then_resume(run, range(13, 17), 1)
     assert comparable(run) == expected
     assert [r.get("units") for r in run.sparsity()] == [
         r.get("units") for r in store.RunDir(tmp_path / "ref" / "ref").sparsity()]
