@@ -63,6 +63,16 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 60.0,
         await pilot.pause(0.1)
 
 
+async def click_button(pilot, selector: str, timeout: float = 10.0) -> None:
+    """Click a Button once it takes clicks: enabled, and its 0.2 s press effect over (a
+    Button ignores clicks while it shows ``-active``; a loop blocked right after a fast press
+    keeps the class past 0.2 s, so a click then would be dropped)."""
+    button = pilot.app.screen.query_one(selector)
+    await wait_for(pilot, lambda: not button.disabled and not button.has_class("-active"),
+                   timeout, f"{selector} to take clicks")
+    assert await pilot.click(selector), f"the click missed {selector}"
+
+
 async def type_text(pilot, text: str) -> None:
     await pilot.press(*text)
 

@@ -14,7 +14,7 @@ from prunetui.app.app import PruneApp
 from prunetui.app.screens.footprint import ExportScreen, FootprintScreen
 from prunetui.app.screens.runs import RunsScreen
 from prunetui.sizecolumns import SIZE_COLUMNS, latency_columns
-from tests.app.conftest import SIZE, tiny_config, wait_for
+from tests.app.conftest import SIZE, click_button, tiny_config, wait_for
 
 
 def finished_run(models, root) -> store.RunDir:
@@ -58,7 +58,7 @@ async def test_size_view_and_export_dialog(models, mnist_root, tmp_path, monkeyp
         await pilot.pause()
         path = dialog.query_one("#export-path").value
         assert path.endswith("-shrunk.pt")
-        await pilot.click("#export-go")
+        await click_button(pilot, "#export-go")
         await wait_for(pilot, lambda: isinstance(app.screen, FootprintScreen), 60, "the file")
         model = export.load_pruned(tmp_path / path)
         assert (model.meta["round"], model.meta["scheme"], model.meta["format"]) == \

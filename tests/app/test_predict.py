@@ -8,7 +8,7 @@ from prunetui import export, store
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.predict import PredictScreen
 from prunetui.app.screens.runs import RunsScreen
-from tests.app.conftest import SIZE, tiny_config, wait_for
+from tests.app.conftest import SIZE, click_button, tiny_config, wait_for
 
 IMAGES = 20
 
@@ -49,7 +49,7 @@ async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_pat
         await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
         dialog = app.screen
         dialog.query_one("#predict-folder").value = str(folder)  # model left blank: exported
-        await pilot.click("#predict-go")
+        await click_button(pilot, "#predict-go")
         await wait_for(pilot, lambda: dialog.result is not None or dialog.error, 60,
                        "the predictions")
         assert not dialog.error
@@ -68,16 +68,41 @@ async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_pat
         export.export(export.load_source(run, export.choose(run)), "sparse", path)
         dialog.query_one("#predict-model").value = str(path)
         dialog.result = None
-        await pilot.click("#predict-go")
+        await click_button(pilot, "#predict-go")
         await wait_for(pilot, lambda: dialog.result is not None or dialog.error, 60,
                        "the predictions from the file")
         assert [r.predicted for r in dialog.result.images] == \
             [r.predicted for r in result.images]
 
         dialog.query_one("#predict-model").value = str(tmp_path / "digits" / "notes.txt")
-        dialog.query_one("#predict-go").press()  # (a toast may cover the button by now)
+        await click_button(pilot, "#predict-go")
         await wait_for(pilot, lambda: bool(dialog.error), 30, "the refusal")
         assert "not a prunetui export" in dialog.error
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "Runs")
+
+
+async def test_an_unforeseen_error_is_shown_and_the_button_comes_back(models, mnist_root,
+                                                                        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = finished_run(models, mnist_root)
+    folder = digit_folder(mnist_root, tmp_path / "digits")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the kernel said no")
+
+    monkeypatch.setattr("prunetui.predict.predict_images", broken)
+    app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        runs = app.screen
+        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
+        dialog = app.screen
+        dialog.query_one("#predict-folder").value = str(folder)
+        await click_button(pilot, "#predict-go")
+        await wait_for(pilot, lambda: bool(dialog.error), 60, "the error")
+        assert dialog.error == "RuntimeError: the kernel said no"
+        assert "Cannot predict: RuntimeError" in str(dialog.query_one("#predict-status").render())
+        assert not dialog.query_one("#predict-go").disabled
