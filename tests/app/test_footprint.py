@@ -121,3 +121,36 @@ async def test_size_view_fits_80x24_without_colour(colors, models, tmp_path, mon
         for label in (*SIZE_COLUMNS, *latency_columns()):
             assert label in text, label
         assert "20,507.8" in text and "1,234,567" in text  # the widest cells, unclipped
+
+
+async def test_unforeseen_errors_end_the_size_view_and_export_waits(models, mnist_root, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = finished_run(models, mnist_root)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the kernel said no")
+
+    monkeypatch.setattr("prunetui.footprint.run_footprints", broken)
+    monkeypatch.setattr("prunetui.export.export", broken)
+    app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        runs = app.screen
+        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, FootprintScreen), 5, "the view")
+        view = app.screen
+        await wait_for(pilot, lambda: bool(view.error), 60, "the error")
+        assert view.error == "RuntimeError: the kernel said no"
+
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), 5, "the dialog")
+        dialog = app.screen
+        await wait_for(pilot, lambda: isinstance(dialog.query_one("#export-segment").value,
+                                                 tuple), 30, "the suggested round")
+        await click_button(pilot, "#export-go")
+        reason = dialog.query_one("#export-reason")
+        await wait_for(pilot, lambda: "Cannot export" in str(reason.render()), 30, "the error")
+        assert "RuntimeError: the kernel said no" in str(reason.render())
+        assert not dialog.query_one("#export-go").disabled
+        assert app.screen is dialog  # still open: nothing was written

@@ -16,10 +16,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from prunetui import store
 from prunetui.app.widgets.footer import StableFooter
+from prunetui.app.workerror import unforeseen_error
 from prunetui.sizecolumns import (
     SIZE_FORMATS,
     dense_summary,
@@ -130,6 +131,10 @@ in a worker (the tables of `prunetui report RUN --size`): sizes first, CPU laten
 
     def _progress(self, done: int, total: int) -> None:
         self.query_one(ProgressBar).update(total=total, progress=done)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if (message := unforeseen_error(event, "footprint")) is not None:
+            self._failed(message)
 
     def _failed(self, message: str) -> None:
         self.error = message
@@ -260,6 +265,11 @@ class ExportScreen(ModalScreen[str | None]):
             return
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._written, path, exported.message)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if (message := unforeseen_error(event, "export")) is not None:
+            self._reason(f"Cannot export: {message}")
+            self._write_failed(message)
 
     def _write_failed(self, message: str) -> None:
         self.query_one(ProgressBar).display = False

@@ -17,10 +17,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from prunetui import store
 from prunetui.app.widgets.folders import FolderTree
+from prunetui.app.workerror import unforeseen_error
 
 if TYPE_CHECKING:
     from prunetui.export import PrunedModel
@@ -118,10 +119,8 @@ class PredictScreen(ModalScreen[None]):
             self.app.call_from_thread(self._show, result, model.meta.get("test_acc"))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """An error nobody foresaw still ends the wait: shown, with the button back."""
-        if event.worker.group == "predict" and event.state is WorkerState.ERROR:
-            err = event.worker.error
-            self._failed(f"{type(err).__name__}: {err}")
+        if (message := unforeseen_error(event, "predict")) is not None:
+            self._failed(message)
 
     def _load(self, model_path: str) -> PrunedModel:
         """The file given, or the run's suggested round exported in memory."""

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from prunetui import results
 from prunetui import sweep as sweeps
@@ -22,6 +22,7 @@ from prunetui.app.screens.base import toggle_zoom
 from prunetui.app.widgets.charts import Chart, scheme_marker, y_limits
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
+from prunetui.app.workerror import unforeseen_error
 
 POLL_S = 2.0
 # Named ANSI colours (they survive 256-colour terminals), one per setting in order.
@@ -127,6 +128,10 @@ screen.
             return
         counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
         self.app.call_from_thread(self._show, rows, counts)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if (message := unforeseen_error(event, "sweep-load")) is not None:
+            self._failed(message)
 
     def _failed(self, message: str) -> None:
         self.query_one("#sweep-title", Static).update(f"{self.sweep.name}: {message}")
