@@ -125,7 +125,7 @@ def face_settings(model: PrunedModel) -> tuple[Settings, str | None]:
 
 def _read_parts(root: Path) -> dict[str, str]:
     """``person/file`` -> part of the folder's split.json (empty without a readable one)."""
-    from prunetui.data.faces import SPLIT_FILE, read_split
+    from prunetui.data.facesplit import SPLIT_FILE, read_split
     from prunetui.data.tensors import DataError
 
     try:

@@ -12,7 +12,8 @@ from PIL import Image
 
 from prunetui.config import Config, DataConfig, ModelConfig
 from prunetui.data import DataError, load_data
-from prunetui.data.faces import SPLIT_FILE, FaceData, allocate, load_faces
+from prunetui.data.faces import FaceData, load_faces
+from prunetui.data.facesplit import SPLIT_FILE, allocate
 
 SMALL = {"image_size": 40, "crop": 32}  # resized from 144: keeps every test fast
 

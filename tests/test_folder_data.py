@@ -16,7 +16,7 @@ from prunetui import config, store
 from prunetui.cli import main
 from prunetui.config import Config, DataConfig
 from prunetui.data import DataError, load_data
-from prunetui.data.faces import allocate
+from prunetui.data.facesplit import allocate
 from prunetui.data.images import ImageData
 from prunetui.data.stream import StreamedImageData
 from prunetui.experiment import Experiment

@@ -13,7 +13,8 @@ from PIL import Image
 
 from prunetui import config, export, store
 from prunetui.data import load_data
-from prunetui.data.faces import SPLIT_FILE, decode_image
+from prunetui.data.faces import decode_image
+from prunetui.data.facesplit import SPLIT_FILE
 from prunetui.data.mnist import class_names
 from prunetui.experiment import Experiment
 from prunetui.export import ExportError

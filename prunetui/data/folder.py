@@ -3,7 +3,7 @@
 ``data.root`` holds ``<class>/<image>``; when it holds ``train/``, ``val/`` and ``test/``
 instead, each of those is such a folder and the splits are used as given (the classes are
 ``train/``'s). Otherwise each class is split by ``data.split`` with the faces' rule
-(:func:`prunetui.data.faces.make_split`: a seeded shuffle per class, so the same files always
+(:func:`prunetui.data.facesplit.make_split`: a seeded shuffle per class, so the same files always
 give the same split and a new class leaves the others' unchanged).
 
 Every visible file is decoded (any format Pillow reads; any size and mode, 16-bit stretched
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prunetui.config import ConfigError
-from prunetui.data.faces import SPLIT_SEED, image_pixels, make_split, natural_key
+from prunetui.data.faces import image_pixels
+from prunetui.data.facesplit import SPLIT_SEED, make_split, natural_key
 from prunetui.data.images import ImageData, pixel_stats
 from prunetui.data.prepare.decode import load_photo, to_rgb
 from prunetui.data.prepare.skips import REASONS, Skip, SkippedFile

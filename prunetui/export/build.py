@@ -143,7 +143,7 @@ def _folder_names(data: config.DataConfig) -> tuple[str, ...] | None:
 def _face_names(root: str) -> tuple[str, ...] | None:
     """The people of the run's face split (its split.json), in label order."""
     from prunetui.data import DataError
-    from prunetui.data.faces import SPLIT_FILE, label_order, read_split
+    from prunetui.data.facesplit import SPLIT_FILE, label_order, read_split
 
     try:
         split, _, _ = read_split(Path(root) / SPLIT_FILE)
