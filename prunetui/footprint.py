@@ -5,17 +5,9 @@ FLOPs follow ShrinkBench (Blalock et al., 2020): multiply-adds of the Linear and
 a layer's nonzero FLOPs are its dense FLOPs times its fraction of nonzero weights. Theoretical
 speedup is dense / nonzero FLOPs, compression ratio total / nonzero parameters.
 
-Latency backends (``BACKENDS``), each a callable from a model-ready float tensor to logits:
-
-- ``dense``: the masked network in PyTorch (what training produced);
-- ``shrunk``: the shrunk network (shrink.py) in PyTorch;
-- ``scipy-csr``: every Linear weight a ``scipy.sparse`` CSR matrix, activations kept as
-  (features x batch) NumPy arrays (LeNet only);
-- ``torch-csr``: the same with ``torch.sparse`` CSR tensors (LeNet only).
-
-LightCNN-9 has no sparse backend: CPU PyTorch has no sparse convolution, so its sparse file is
-loaded into dense convolutions. Timing: ``torch.inference_mode``, warm-up calls, then the
-median of many repeats.
+Latency is measured with :mod:`prunetui.latency`'s backends (the masked network, the shrunk one,
+and for LeNet the CSR matrices of scipy and torch). LightCNN-9 has no sparse backend: CPU
+PyTorch has no sparse convolution, so its sparse file is loaded into dense convolutions.
 
 A unit-pruned run (``prune.structure = "unit"``) is measured as what it buys: the shrunk
 network (whole units and channels removed, a smaller dense network) against the dense one, in
@@ -25,9 +17,6 @@ latency (the ``dense`` and ``shrunk`` backends only, ``UNIT_BACKENDS``).
 
 from __future__ import annotations
 
-import statistics
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,25 +32,27 @@ from prunetui.export import (
     Rows,
     Source,
     build_export,
-    chain_of,
     choose,
     finished_segments,
     input_normalization,
     load_source,
-    model_from,
-    read_bytes,
     run_config,
+)
+from prunetui.latency import (
+    Forward,
+    forwards,
+    interleaved_latency,
+    median_latency,
+    synchronized,
 )
 from prunetui.segments import DENSE
 
-BACKENDS = ("dense", "shrunk", "scipy-csr", "torch-csr")
 # What the report and the app time and show (scipy-csr won the benchmark); torch-csr stays in
 # backends() for benchmarks/export_size_speed.py.
 REPORTED_BACKENDS = ("dense", "shrunk", "scipy-csr")
 # What a unit-pruned run is measured with: its export formats and latency backends.
 UNIT_FORMATS = ("dense", "shrunk")
 UNIT_BACKENDS = ("dense", "shrunk")
-Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,130 +118,10 @@ def file_sizes(src: Source) -> dict[str, int | None]:
 # Backends
 
 
-def linear_chain(model: nn.Module) -> list[nn.Linear] | None:
-    """The Linear layers of a ReLU MLP (LeNet-300-100), or None for other networks."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    if chain_of(model) and all(type(m) is nn.Linear for m in layers) \
-            and not any(c.mfm for c in chain_of(model)):
-        return layers
-    return None
-
-
-def scipy_forward(layers: list[nn.Linear], input_index: torch.Tensor | None = None) -> Forward:
-    import numpy as np
-    import scipy.sparse
-
-    mats = [scipy.sparse.csr_matrix(m.weight.detach().numpy()) for m in layers]
-    biases = [m.bias.detach().numpy()[:, None].copy() for m in layers]
-    index = None if input_index is None else input_index.numpy()
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        h = x.reshape(x.shape[0], -1).numpy()
-        if index is not None:
-            h = h[:, index]
-        h = np.ascontiguousarray(h.T)  # features x batch: each row of W streams over the batch
-        for i, (w, b) in enumerate(zip(mats, biases, strict=True)):
-            h = w @ h
-            h += b
-            if i < len(mats) - 1:
-                np.maximum(h, 0, out=h)
-        return torch.from_numpy(np.ascontiguousarray(h.T))
-
-    return forward
-
-
-def torch_csr_forward(layers: list[nn.Linear]) -> Forward:
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, measured here
-        warnings.simplefilter("ignore", UserWarning)
-        mats = [m.weight.detach().to_sparse_csr() for m in layers]
-    biases = [m.bias.detach()[:, None] for m in layers]
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        h = x.reshape(x.shape[0], -1).T.contiguous()
-        for i, (w, b) in enumerate(zip(mats, biases, strict=True)):
-            h = torch.addmm(b, w, h)
-            if i < len(mats) - 1:
-                h = torch.relu(h)
-        return h.T
-
-    return forward
-
-
 def backends(src: Source) -> dict[str, Forward]:
     """Every backend that applies to ``src``'s network."""
     model = src.build()
     return forwards(model, exports(src, model, ("shrunk",))["shrunk"])
-
-
-def forwards(model: nn.Module, shrunk: Exported | None, sparse: bool = True
-             ) -> dict[str, Forward]:
-    """Every backend that applies to the masked network ``model``, whose shrunk export is
-    ``shrunk`` (None: it cannot be shrunk). The dense backend is ``model`` itself; the shrunk
-    one is loaded from the export's bytes, as load_pruned gives it. ``sparse=False``: no
-    sparse backends (unit runs)."""
-    out: dict[str, Forward] = {"dense": model}
-    if shrunk is not None:
-        out["shrunk"] = model_from(*read_bytes(shrunk.data))
-    chain = linear_chain(model) if sparse else None
-    if chain is not None:
-        out["scipy-csr"] = scipy_forward(chain)
-        out["torch-csr"] = torch_csr_forward(chain)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Timing
-
-
-def median_latency(forward: Forward, x: torch.Tensor, repeats: int = 50, warmup: int = 5,
-                   should_stop: Callable[[], bool] | None = None,
-                   budget_s: float = 2.0) -> float:
-    """Median seconds per call of ``forward(x)``: ``warmup`` calls, then up to ``repeats``
-    timed ones, fewer (at least 3) once ``budget_s`` is spent (a full-size LightCNN at batch
-    256 takes seconds per call)."""
-    times: list[float] = []
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for _ in range(warmup):
-            forward(x)
-            if time.perf_counter() - start > budget_s / 4:
-                break
-        spent = 0.0
-        for _ in range(repeats):
-            if should_stop is not None and should_stop():
-                break
-            if len(times) >= 3 and spent > budget_s:
-                break
-            start = time.perf_counter()
-            forward(x)
-            times.append(time.perf_counter() - start)
-            spent += times[-1]
-    return statistics.median(times) if times else float("nan")
-
-
-def interleaved_latency(forwards: dict[str, Forward], x: torch.Tensor, repeats: int = 50,
-                        warmup: int = 3, should_stop: Callable[[], bool] | None = None,
-                        budget_s: float = 4.0) -> dict[str, float]:
-    """Median seconds per call of each forward on ``x``, timed in turns (one call of each per
-    turn: a machine whose speed drifts slows them alike), as :func:`median_latency`."""
-    times: dict[str, list[float]] = {name: [] for name in forwards}
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for _ in range(warmup):
-            for forward in forwards.values():
-                forward(x)
-            if time.perf_counter() - start > budget_s / 4:
-                break
-        spent = 0.0
-        for turn in range(repeats):
-            if (should_stop is not None and should_stop()) or (turn >= 3 and spent > budget_s):
-                break
-            for name, forward in forwards.items():
-                start = time.perf_counter()
-                forward(x)
-                times[name].append(time.perf_counter() - start)
-                spent += times[name][-1]
-    return {name: statistics.median(t) if t else float("nan") for name, t in times.items()}
 
 
 @dataclass(frozen=True)
@@ -319,7 +190,7 @@ def measure(src: Source, batches: tuple[int, ...] = (1, 256), repeats: int = 30,
                     return row
                 x = torch.randn(batch, *src.input_shape(), generator=torch.Generator()
                                 .manual_seed(0)).to(device)
-                timed = fn if device == "cpu" else _synchronized(fn)
+                timed = fn if device == "cpu" else synchronized(fn)
                 row.latency[(device, name, batch)] = median_latency(timed, x, repeats,
                                                                     should_stop=should_stop)
     return row
@@ -334,7 +205,7 @@ def time_in_turns(row: Footprint, timed: dict[str, Forward], input_shape: tuple[
         fns = {name: forward.to(device) if isinstance(forward, nn.Module) else forward
                for name, forward in timed.items() if name in UNIT_BACKENDS}
         if device != "cpu":
-            fns = {name: _synchronized(fn) for name, fn in fns.items()}
+            fns = {name: synchronized(fn) for name, fn in fns.items()}
         for batch in batches:
             if should_stop is not None and should_stop():
                 return
@@ -343,15 +214,6 @@ def time_in_turns(row: Footprint, timed: dict[str, Forward], input_shape: tuple[
             found = interleaved_latency(fns, x, repeats, should_stop=should_stop)
             row.latency.update({(device, name, batch): seconds
                                 for name, seconds in found.items()})
-
-
-def _synchronized(forward: Forward) -> Forward:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        out = forward(x)
-        torch.cuda.synchronize()
-        return out
-
-    return run
 
 
 def default_scheme(run: store.RunDir, replicate: int = 0, *,
@@ -393,7 +255,6 @@ def run_footprints(run: store.RunDir, scheme: str | None = None, replicate: int 
     return scheme, rows
 
 
-__all__ = ["BACKENDS", "REPORTED_BACKENDS", "UNIT_BACKENDS", "UNIT_FORMATS", "Footprint",
+__all__ = ["REPORTED_BACKENDS", "UNIT_BACKENDS", "UNIT_FORMATS", "Footprint",
            "ShrunkCounts", "backends", "default_scheme", "exports", "file_sizes", "flops",
-           "forwards", "interleaved_latency", "measure", "median_latency", "parameter_counts",
-           "run_footprints", "sizes_of"]
+           "measure", "parameter_counts", "run_footprints", "sizes_of"]

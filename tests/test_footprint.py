@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from prunetui import config, export, footprint, pruning, store
+from prunetui import config, export, footprint, latency, pruning, store
 from prunetui.nets import prunable_layers
 from prunetui.nets.lenet import LeNet300100
 from prunetui.nets.lightcnn import LightCNN9
@@ -56,7 +56,7 @@ def test_every_backend_computes_the_same_logits(lenet_run):  # noqa: F811
     src = export.load_source(lenet_run, export.choose(lenet_run, 2, "rewind"))
     x = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     forwards = footprint.backends(src)
-    assert set(forwards) == set(footprint.BACKENDS)
+    assert set(forwards) == set(latency.BACKENDS)
     with torch.inference_mode():
         expected = forwards["dense"](x)
         for name, forward in forwards.items():
@@ -78,10 +78,10 @@ def test_lightcnn_has_no_sparse_backend():
 
 
 def test_median_latency_is_a_positive_time():
-    seconds = footprint.median_latency(lambda x: x * 2, torch.ones(3), repeats=5, warmup=1)
+    seconds = latency.median_latency(lambda x: x * 2, torch.ones(3), repeats=5, warmup=1)
     assert 0 < seconds < math.inf
-    stopped = footprint.median_latency(lambda x: x, torch.ones(3), repeats=5,
-                                       should_stop=lambda: True)
+    stopped = latency.median_latency(lambda x: x, torch.ones(3), repeats=5,
+                                     should_stop=lambda: True)
     assert math.isnan(stopped)
 
 
@@ -121,7 +121,7 @@ def test_run_footprints_reads_the_run_once_and_builds_each_round_once(lenet_run,
     counted(store, "load_segment")
     counted(export.Source, "build")
     counted(footprint, "build_export")
-    counted(footprint, "model_from")
+    counted(latency, "model_from")
     _, rows = footprint.run_footprints(lenet_run, "keep", repeats=1)
     assert [r.round for r in rows] == [0, 1, 2]
     assert calls == {"metrics_checked": 1, "config": 1, "load_segment": 3, "build": 3,

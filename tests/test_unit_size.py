@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from prunetui import config, export, footprint, store
+from prunetui import config, export, footprint, latency, store
 from prunetui.cli import main
 from prunetui.config import ModelConfig
 from prunetui.experiment import Experiment
@@ -98,11 +98,11 @@ def test_shrunk_conv_flops_are_the_masked_networks_nonzero_flops(arch, shape, wi
 def test_interleaved_latency_times_each_forward_in_turns():
     order: list[str] = []
     fns = {n: (lambda x, n=n: order.append(n) or x) for n in ("dense", "shrunk")}
-    found = footprint.interleaved_latency(fns, torch.ones(2), repeats=4, warmup=1)
+    found = latency.interleaved_latency(fns, torch.ones(2), repeats=4, warmup=1)
     assert set(found) == {"dense", "shrunk"} and all(0 < s < math.inf for s in found.values())
     assert order == ["dense", "shrunk"] * 5
-    stopped = footprint.interleaved_latency(fns, torch.ones(2), repeats=4,
-                                            should_stop=lambda: True)
+    stopped = latency.interleaved_latency(fns, torch.ones(2), repeats=4,
+                                          should_stop=lambda: True)
     assert all(math.isnan(s) for s in stopped.values())
 
 
