@@ -3,10 +3,9 @@
 A *calibration* times, on the run's network and data, a few steps of SegmentTrainer itself
 (masks re-applied, the run's precision and threads), one evaluation and one checkpoint write;
 :func:`plan_seconds` multiplies it by the plan, plus loading the data once (not counted:
-Python start-up and torch import, 2-3 s; pruning between rounds). Calibrations are cached per
-(host, device, network, input shape, batch size, optimizer, precision, threads) in
-``$XDG_CACHE_HOME/prunetui/calibration.json``, with dataset sizes: a second estimate of a
-similar config is instant. torch is imported lazily; no user interface is imported.
+Python start-up and torch import, 2-3 s; pruning between rounds). Calibrations are cached
+(:mod:`prunetui.calibration`, with dataset sizes): a second estimate of a similar config is
+instant. torch is imported lazily; no user interface is imported.
 
 Other processes. A calibration lasts a second or so; a run, minutes. Beside another busy
 process each OpenMP step waits for a descheduled thread: on 2 cores with 2 threads and one
@@ -24,12 +23,8 @@ and is not cached, so it does not speak for later runs (a cached one was reused 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
-import json
 import math
-import os
-import socket
 import statistics
 import tempfile
 import time
@@ -38,41 +33,26 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prunetui.data.recent import data_key, load_recent
+from prunetui.calibration import (
+    DataShape,
+    Timing,
+    cache_path,
+    cached_entries,
+    data_digest,
+    read_cache,
+    timing_key,
+    write_cache,
+)
+from prunetui.data.recent import load_recent
 
 if TYPE_CHECKING:
     from prunetui.config import Config
 
-CACHE_VERSION = 1
 WARMUP_STEPS = 3
 MIN_TIMED_STEPS = 10
 MAX_TIMED_STEPS = 200
 TARGET_TIMED_S = 0.3  # fast steps (LeNet: ~3 ms) are timed for at least this long
-MAX_AGE_S = 7 * 86400  # an older calibration is measured again
 CROWDED_SLACK_CORES = 0.25  # others' CPU use beyond the free cores that marks one crowded
-
-
-@dataclass(frozen=True)
-class DataShape:
-    """What the plan needs to know about a dataset."""
-
-    train_size: int
-    eval_size: int  # validation + test examples, all evaluated each time
-    input_shape: tuple[int, ...]
-    num_classes: int
-    load_s: float  # decoding it, as a run does once
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One calibration: seconds per training step, per evaluated example, per checkpoint."""
-
-    per_step_s: float
-    eval_example_s: float
-    checkpoint_s: float
-    steps: int  # training steps timed
-    measured_at: float = 0.0  # time.time()
-    busy_other: float = 0.0  # cores' worth of CPU other processes used while timing
 
 
 @dataclass(frozen=True)
@@ -259,55 +239,6 @@ def measure(cfg: Config, device: Any, threads: int, precision: str,
                          time.time(), busy_other)
 
 
-def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "prunetui" / "calibration.json"
-
-
-def read_cache(path: Path) -> dict[str, Any]:
-    """The cache's content; an empty one when it is missing, damaged or of another version."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION:
-        doc = {"version": CACHE_VERSION}
-    for part in ("data", "timing"):
-        if not isinstance(doc.get(part), dict):
-            doc[part] = {}
-    return doc
-
-
-def write_cache(path: Path, doc: dict[str, Any]) -> None:
-    """Best effort: a read-only home only means the next estimate measures again."""
-    from prunetui.fileio import StoreError, atomic_write_text
-
-    with contextlib.suppress(OSError, StoreError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
-
-def timing_key(cfg: Config, device: str, input_shape: tuple[int, ...], threads: int,
-               precision: str) -> str:
-    t = cfg.train
-    network = {k: v for k, v in asdict(cfg.model).items() if k != "init"}  # arch, width, ...
-    parts = (socket.gethostname(), device, json.dumps(network, sort_keys=True, default=str),
-             "x".join(map(str, input_shape)), t.batch_size, t.optimizer, precision, threads)
-    return "|".join(map(str, parts))
-
-
-def cached_entries(doc: dict[str, Any], dkey: str, tkey: Callable[[DataShape], str]
-                   ) -> tuple[DataShape | None, Timing | None]:
-    """The dataset's sizes and the calibration in the cache (None: absent, damaged, stale)."""
-    try:
-        shape = DataShape(**{**doc["data"][dkey], "input_shape":
-                             tuple(doc["data"][dkey]["input_shape"])})
-        timing = Timing(**doc["timing"][tkey(shape)])
-    except (TypeError, KeyError):
-        return None, None
-    return shape, timing if time.time() - timing.measured_at < MAX_AGE_S else None
-
-
 def estimate(cfg: Config, *, threads: int | None = None, precision: str | None = None,
              segments: int | None = None, cache: Path | None = None,
              measure_fn: Callable[..., tuple[DataShape, Timing]] = measure) -> Estimate:
@@ -326,7 +257,7 @@ def estimate(cfg: Config, *, threads: int | None = None, precision: str | None =
         precision = precisions.resolve(cfg.train.precision, device.type).used
     path = cache or cache_path()
     doc = read_cache(path)
-    dkey = hashlib.sha256(repr(data_key(cfg)).encode()).hexdigest()[:20]
+    dkey = data_digest(cfg)
 
     def tkey(shape: DataShape) -> str:
         return timing_key(cfg, str(device), shape.input_shape, threads, precision)
@@ -335,7 +266,7 @@ def estimate(cfg: Config, *, threads: int | None = None, precision: str | None =
     source, crowded_by = "cached", 0.0
     if shape is None or timing is None:
         shape, timing = measure_fn(cfg, device, threads, precision)
-        source = "measured"
+        source, dkey = "measured", data_digest(cfg)  # after decoding, as the next one finds it
         doc["data"][dkey] = asdict(shape)
         if device.type == "cpu" and crowded(timing, threads):
             crowded_by = timing.busy_other  # said, and not kept for later estimates

@@ -12,20 +12,23 @@ import time
 
 import pytest
 
-from prunetui import config, estimate, store
+from prunetui import calibration, config, estimate, store
 from prunetui.cli import main
 from prunetui.cli.run import estimate_line
+from prunetui.data.facesplit import SPLIT_FILE
 from tests.conftest import REPO, SHORT_TEST_IMAGES, tiny_overrides
+from tests.test_faces_data import make_faces
+from tests.test_recent_data import faces_cfg
 
 QUICK = str(REPO / "presets" / "quick.toml")
-SHAPE = estimate.DataShape(train_size=600, eval_size=1000, input_shape=(784,), num_classes=10,
+SHAPE = calibration.DataShape(train_size=600, eval_size=1000, input_shape=(784,), num_classes=10,
                            load_s=2.0)
 
 
-def timing(**kw) -> estimate.Timing:
+def timing(**kw) -> calibration.Timing:
     values = {"per_step_s": 0.01, "eval_example_s": 1e-4, "checkpoint_s": 0.05, "steps": 10,
               "measured_at": time.time()} | kw
-    return estimate.Timing(**values)
+    return calibration.Timing(**values)
 
 
 def small_config(tmp_path, **extra) -> config.Config:
@@ -79,7 +82,7 @@ def test_a_second_estimate_uses_the_cache_and_another_batch_size_does_not(tmp_pa
     assert len(fake.calls) == 1 and again.source == "cached"
     assert again.seconds == pytest.approx(first.seconds)
     path = cache_home / "prunetui" / "calibration.json"
-    assert estimate.cache_path() == path and json.loads(path.read_text())["timing"]
+    assert calibration.cache_path() == path and json.loads(path.read_text())["timing"]
     # More rounds: the same network and data, the same calibration, more segments.
     longer = estimate.estimate(small_config(tmp_path, **{"prune.rounds": 4}), threads=2,
                                precision="fp32", measure_fn=fake)
@@ -93,7 +96,7 @@ def test_a_second_estimate_uses_the_cache_and_another_batch_size_does_not(tmp_pa
 
 def test_stale_or_damaged_calibrations_are_measured_again(tmp_path, cache_home):
     cfg = small_config(tmp_path)
-    old = FakeMeasure(timing_=timing(measured_at=time.time() - estimate.MAX_AGE_S - 1))
+    old = FakeMeasure(timing_=timing(measured_at=time.time() - calibration.MAX_AGE_S - 1))
     estimate.estimate(cfg, threads=2, precision="fp32", measure_fn=old)
     fresh = FakeMeasure()
     estimate.estimate(cfg, threads=2, precision="fp32", measure_fn=fresh)
@@ -133,6 +136,25 @@ def test_the_real_measurement_times_the_configured_run(mnist_root, tmp_path, mon
     assert (shape.train_size, shape.eval_size, shape.input_shape) == (
         600, 500 + SHORT_TEST_IMAGES, (784,))
     assert estimate.estimate(cfg, threads=1, precision="fp32").source == "cached"
+
+
+def test_a_first_decode_that_writes_beside_the_data_is_cached_as_the_next_one_finds_it(
+        tmp_path):
+    """A fresh faces folder gets its split.json on the first decode, which moves the folder's
+    time: the calibration is kept under the key taken after decoding, so the next estimate
+    finds it (it measured again before, once per new folder; MNIST's first extraction too)."""
+    from prunetui.data import recent
+
+    root = make_faces(tmp_path / "faces", {"ann": 8, "bo": 8}, size=48)
+    cfg = faces_cfg(root)
+
+    def decoding(cfg, device, threads, precision):  # what the real measure does first
+        recent.load_recent(cfg, keep=False)
+        return SHAPE, timing()
+
+    assert estimate.estimate(cfg, threads=1, measure_fn=decoding).source == "measured"
+    assert (root / SPLIT_FILE).exists()
+    assert estimate.estimate(cfg, threads=1, measure_fn=decoding).source == "cached"
 
 
 def test_steps_slowed_by_another_process_do_not_move_the_calibration(mnist_root, monkeypatch):
