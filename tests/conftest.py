@@ -77,12 +77,16 @@ def mnist_root(mnist_full_root, tmp_path_factory) -> Path:
     Fashion-MNIST whole, when present). A test run evaluates often and an evaluation of 10,000
     images costs more than the short training it checks; 500 keep test accuracy meaningful."""
     root = tmp_path_factory.mktemp("mnist-short-test")
-    shutil.copytree(mnist_full_root, root, dirs_exist_ok=True)
-    for name in RAW_FILES:
-        if name.startswith("t10k"):
-            raw = root / "MNIST" / "raw"
-            write_idx_head(mnist_full_root / "MNIST" / "raw" / name, raw / name,
-                           SHORT_TEST_IMAGES)
+    for folder in ("MNIST", "FashionMNIST"):
+        full, raw = mnist_full_root / folder / "raw", root / folder / "raw"
+        if not full.is_dir():
+            continue
+        raw.mkdir(parents=True)
+        for name in RAW_FILES:  # the .gz files only: torchvision reads an extracted copy first
+            if folder == "MNIST" and name.startswith("t10k"):
+                write_idx_head(full / name, raw / name, SHORT_TEST_IMAGES)
+            else:
+                shutil.copyfile(full / name, raw / name)
     return root
 
 

@@ -40,11 +40,6 @@ def chain_of(model: nn.Module) -> list[ChainLayer]:
             for name, m in weight_layers(model)]
 
 
-def recorded_facts(src: Source) -> store.FactsProbe:
-    """The run's ``datafacts.json`` as read (what its data were when it started)."""
-    return store.read_facts(src.run.path)
-
-
 def _usable(src: Source, probe: store.FactsProbe) -> store.DataFacts | None:
     facts = probe.facts
     return facts if facts is not None and facts.dataset == src.cfg.data.dataset else None
@@ -57,7 +52,7 @@ def input_normalization(src: Source, probe: store.FactsProbe | None = None
     when the caller has read it); runs from before that file decode the training set again."""
     data = src.cfg.data
     if data.dataset in ("folder", "faces"):
-        facts = _usable(src, recorded_facts(src) if probe is None else probe)
+        facts = _usable(src, store.read_facts(src.run.path) if probe is None else probe)
         if facts is not None and facts.mean is not None and facts.std is not None \
                 and len(facts.mean) == src.input_shape()[0]:
             if data.dataset == "faces":  # one channel, recorded as plain numbers
@@ -110,7 +105,7 @@ def class_names(src: Source, probe: store.FactsProbe | None = None) -> list[str]
     """The run's class names in label order (None when they cannot be known): as recorded in
     ``datafacts.json``, else from ``data.root`` (runs from before that file)."""
     data = src.cfg.data
-    facts = _usable(src, recorded_facts(src) if probe is None else probe)
+    facts = _usable(src, store.read_facts(src.run.path) if probe is None else probe)
     names: tuple[str, ...] | None = facts.class_names if facts is not None else None
     if names and len(names) == src.num_classes():
         return list(names)
@@ -194,7 +189,7 @@ def build_export(src: Source, fmt: str, normalization: dict[str, float] | None =
         raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if model is None:
         model = src.build()
-    probe = recorded_facts(src)
+    probe = store.read_facts(src.run.path)
     meta = {
         "run": src.run.name, "run_path": str(src.run.path), "round": src.round,
         "scheme": src.scheme, "replicate": src.replicate, "remaining": src.remaining,
@@ -289,5 +284,5 @@ def export(src: Source, fmt: str, out: str | Path) -> Exported:
 
 
 __all__ = ["Exported", "build_export", "chain_of", "class_names", "export",
-           "face_preparation", "facts_note", "input_normalization", "recorded_facts",
-           "shrink_units", "unit_summary"]
+           "face_preparation", "facts_note", "input_normalization", "shrink_units",
+           "unit_summary"]
