@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prunetui import config
+from prunetui import config, store
 from tests.conftest import shared_datasets, tiny_overrides
 
 SIZE = (100, 30)
@@ -20,6 +20,30 @@ def tiny_config(root: Path, **extra) -> config.Config:
     values = {"train.iterations": 20, "train.eval_every": 10, "prune.rounds": 1}
     values.update(extra)
     return config.apply_overrides(config.Config(), tiny_overrides(root, **values))
+
+
+def finished_run(models: Path, root: Path) -> store.RunDir:
+    """A tiny MNIST run trained to its end in ``models``."""
+    from prunetui.experiment import Experiment
+
+    run = store.new_run(tiny_config(root), models, "done")
+    assert Experiment(run).execute() == store.FINISHED
+    return run
+
+
+async def listed(pilot, run: store.RunDir):
+    """The Runs screen the app opened on, once it lists ``run`` alone."""
+    from prunetui.app.screens.runs import RunsScreen
+
+    runs = pilot.app.screen
+    assert isinstance(runs, RunsScreen)
+    await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+    return runs
+
+
+def unforeseen(*args, **kwargs):
+    """Stands in for engine code that raises what no handler of the app expects."""
+    raise RuntimeError("the kernel said no")
 
 
 @pytest.fixture

@@ -14,16 +14,15 @@ from prunetui.app.app import PruneApp
 from prunetui.app.screens.footprint import ExportScreen, FootprintScreen
 from prunetui.app.screens.runs import RunsScreen
 from prunetui.sizecolumns import SIZE_COLUMNS, latency_columns
-from tests.app.conftest import SIZE, click_button, tiny_config, wait_for
-
-
-def finished_run(models, root) -> store.RunDir:
-    from prunetui.experiment import Experiment
-    from prunetui.store import new_run
-
-    run = new_run(tiny_config(root), models, "done")
-    assert Experiment(run).execute() == store.FINISHED
-    return run
+from tests.app.conftest import (
+    SIZE,
+    click_button,
+    finished_run,
+    listed,
+    tiny_config,
+    unforeseen,
+    wait_for,
+)
 
 
 async def test_size_view_and_export_dialog(models, mnist_root, tmp_path, monkeypatch):
@@ -31,9 +30,7 @@ async def test_size_view_and_export_dialog(models, mnist_root, tmp_path, monkeyp
     run = finished_run(models, mnist_root)
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await listed(pilot, run)
 
         await pilot.press("s")  # size and speed, measured in a worker
         await wait_for(pilot, lambda: isinstance(app.screen, FootprintScreen), 5, "the view")
@@ -127,16 +124,11 @@ async def test_unforeseen_errors_end_the_size_view_and_export_waits(models, mnis
                                                                     monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = finished_run(models, mnist_root)
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("the kernel said no")
-
-    monkeypatch.setattr("prunetui.footprint.run_footprints", broken)
-    monkeypatch.setattr("prunetui.export.export", broken)
+    monkeypatch.setattr("prunetui.footprint.run_footprints", unforeseen)
+    monkeypatch.setattr("prunetui.export.export", unforeseen)
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
-        runs = app.screen
-        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await listed(pilot, run)
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, FootprintScreen), 5, "the view")
         view = app.screen

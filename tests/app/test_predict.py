@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from PIL import Image
 
-from prunetui import export, store
+from prunetui import export
 from prunetui.app.app import PruneApp
 from prunetui.app.screens.predict import PredictScreen
 from prunetui.app.screens.runs import RunsScreen
-from tests.app.conftest import SIZE, click_button, tiny_config, wait_for
+from tests.app.conftest import SIZE, click_button, finished_run, listed, unforeseen, wait_for
 
 IMAGES = 20
-
-
-def finished_run(models, root) -> store.RunDir:
-    from prunetui.experiment import Experiment
-    from prunetui.store import new_run
-
-    run = new_run(tiny_config(root), models, "done")
-    assert Experiment(run).execute() == store.FINISHED
-    return run
 
 
 def digit_folder(root, out):
@@ -41,9 +32,7 @@ async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_pat
     folder = digit_folder(mnist_root, tmp_path / "digits")
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
-        runs = app.screen
-        assert isinstance(runs, RunsScreen)
-        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await listed(pilot, run)
 
         await pilot.press("t")
         await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
@@ -88,15 +77,10 @@ async def test_an_unforeseen_error_is_shown_and_the_button_comes_back(models, mn
     monkeypatch.chdir(tmp_path)
     run = finished_run(models, mnist_root)
     folder = digit_folder(mnist_root, tmp_path / "digits")
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("the kernel said no")
-
-    monkeypatch.setattr("prunetui.predict.predict_images", broken)
+    monkeypatch.setattr("prunetui.predict.predict_images", unforeseen)
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
-        runs = app.screen
-        await wait_for(pilot, lambda: list(runs.summaries) == [str(run.path)], 10, "the list")
+        await listed(pilot, run)
         await pilot.press("t")
         await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
         dialog = app.screen
