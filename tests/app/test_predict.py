@@ -26,6 +26,16 @@ def digit_folder(root, out):
     return out
 
 
+async def try_on(pilot, folder) -> PredictScreen:
+    """'t' on Runs, the folder typed in, Predict clicked: the dialog, predicting."""
+    await pilot.press("t")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, PredictScreen), 5, "the dialog")
+    dialog = pilot.app.screen
+    dialog.query_one("#predict-folder").value = str(folder)
+    await click_button(pilot, "#predict-go")
+    return dialog
+
+
 async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = finished_run(models, mnist_root)
@@ -33,12 +43,7 @@ async def test_try_it_shows_predictions_and_accuracy(models, mnist_root, tmp_pat
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
         await listed(pilot, run)
-
-        await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
-        dialog = app.screen
-        dialog.query_one("#predict-folder").value = str(folder)  # model left blank: exported
-        await click_button(pilot, "#predict-go")
+        dialog = await try_on(pilot, folder)  # model left blank: exported
         await wait_for(pilot, lambda: dialog.result is not None or dialog.error, 60,
                        "the predictions")
         assert not dialog.error
@@ -81,11 +86,7 @@ async def test_an_unforeseen_error_is_shown_and_the_button_comes_back(models, mn
     app = PruneApp(models_dir=models, data_root=mnist_root, start="runs")
     async with app.run_test(size=SIZE) as pilot:
         await listed(pilot, run)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, PredictScreen), 5, "the dialog")
-        dialog = app.screen
-        dialog.query_one("#predict-folder").value = str(folder)
-        await click_button(pilot, "#predict-go")
+        dialog = await try_on(pilot, folder)
         await wait_for(pilot, lambda: bool(dialog.error), 60, "the error")
         assert dialog.error == "RuntimeError: the kernel said no"
         assert "Cannot predict: RuntimeError" in str(dialog.query_one("#predict-status").render())
