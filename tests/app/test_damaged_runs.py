@@ -304,7 +304,8 @@ async def test_resume_in_the_app_repairs_a_lost_config_and_a_truncated_checkpoin
             await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), 5, "Monitor")
             monitor = app.monitor()
             await wait_for(pilot, lambda: not app.monitor().training, 120, f"{run.name} ends")
-            await pilot.pause(0.6)
+            await wait_for(pilot, lambda m=monitor: m.data.state == store.FINISHED
+                           and m.data.evaluations == 8, 10, "the last store poll")
             assert monitor.data.state == store.FINISHED, monitor.data.status
             assert monitor.data.evaluations == 8 and monitor.data.cfg is not None
             assert "warning" in "\n".join(monitor.query_one("#run-log").lines)

@@ -57,7 +57,8 @@ async def test_launch_from_setup_by_keys_and_monitor_receives_points(tiny_toml, 
                        60, "the first evaluation")
         assert monitor.training or monitor.data.state == store.FINISHED
         await wait_for(pilot, lambda: not monitor.training, 60, "the run to end")
-        await pilot.pause(0.6)  # one more store poll and deferred redraw
+        await wait_for(pilot, lambda: monitor.data.state == store.FINISHED
+                       and monitor.data.evaluations == 4 * 4, 10, "the last store poll")
         data = monitor.data
         # 4 trainings (dense, then keep / reinit / rewind) of 4 evaluations each (every 5 it.)
         assert data.state == store.FINISHED
