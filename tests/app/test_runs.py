@@ -12,7 +12,7 @@ from prunetui.app.screens.results import ResultsScreen
 from prunetui.app.screens.runs import RunsScreen
 from prunetui.app.widgets.charts import LotteryChart
 from prunetui.events import Checkpointed
-from tests.app.conftest import SIZE, tiny_config, wait_for
+from tests.app.conftest import SIZE, tiny_config, unforeseen, wait_for
 
 
 def interrupted_run(models, root, name: str) -> store.RunDir:
@@ -118,3 +118,19 @@ async def test_resume_detached_runs_in_its_own_process_and_is_followed(models, m
                        "the detached run to finish")
         await wait_for(pilot, lambda: monitor.data.evaluations == 8, 5, "every evaluation")
     assert (run.path / "run.log").read_text().strip()
+
+
+async def test_a_listing_that_fails_unforeseen_says_so_on_runs_and_data(tmp_path, monkeypatch):
+    monkeypatch.setattr("prunetui.sweep.grouped_runs", unforeseen)
+    monkeypatch.setattr("prunetui.data.inventory.scan_root", unforeseen)
+    app = PruneApp(models_dir=tmp_path / "models", data_root=tmp_path, start="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        details = app.screen.query_one("#run-details")
+        await wait_for(pilot, lambda: "Cannot list the runs: RuntimeError: the kernel said no"
+                       in str(details.render()), 30, "the error on Runs")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: app.screen.id != "runs" and bool(
+            app.screen.query("#dataset-details")), 10, "Data")
+        data_details = app.screen.query_one("#dataset-details")
+        await wait_for(pilot, lambda: "Cannot scan the datasets: RuntimeError" in
+                       str(data_details.render()), 30, "the error on Data")

@@ -28,13 +28,14 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from prunetui.app.messages import PrepareEnded, PrepareEvent
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.widgets.folders import FolderTree
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
+from prunetui.app.workerror import unforeseen_error
 from prunetui.events import Log, PrepareFinished, PrepareProgress, PrepareStarted
 
 STATUS_STYLE = {"present": "green", "prepared": "green", "missing": "bold yellow"}
@@ -170,6 +171,11 @@ before are kept. Skipped files and their reasons are listed at the end.
             self.post_message(DatasetsScanned(root, entries, people))
         except OSError as err:
             self.post_message(DatasetsScanned(root, [], {}, f"Cannot read {root}: {err}"))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if (message := unforeseen_error(event, "data-scan")) is not None:
+            self.post_message(DatasetsScanned(self.data_root, [], {},
+                                              f"Cannot scan the datasets: {message}"))
 
     def on_datasets_scanned(self, message: DatasetsScanned) -> None:
         self.entries, self.people = message.entries, message.people

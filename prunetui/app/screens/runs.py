@@ -20,12 +20,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from prunetui.app.messages import RunsScanned
 from prunetui.app.screens.base import AppScreen
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.screenbar import ScreenBar
+from prunetui.app.workerror import unforeseen_error
 
 if TYPE_CHECKING:
     from prunetui import store
@@ -157,6 +158,10 @@ Every run in the models folder, newest first; refreshed every two seconds.
                 summary = dict(summary, name=f"{run.path.parent.name}/{run.name}")
             rows.append((key, summary))
         self.post_message(RunsScanned(rows))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if (message := unforeseen_error(event, "runs-scan")) is not None:
+            self.query_one("#run-details", Static).update(f"Cannot list the runs: {message}")
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
         table = self.query_one(DataTable)
