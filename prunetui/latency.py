@@ -96,34 +96,18 @@ def forwards(model: nn.Module, shrunk: Exported | None, sparse: bool = True
 def median_latency(forward: Forward, x: torch.Tensor, repeats: int = 50, warmup: int = 5,
                    should_stop: Callable[[], bool] | None = None,
                    budget_s: float = 2.0) -> float:
-    """Median seconds per call of ``forward(x)``: ``warmup`` calls, then up to ``repeats``
-    timed ones, fewer (at least 3) once ``budget_s`` is spent (a full-size LightCNN at batch
-    256 takes seconds per call)."""
-    times: list[float] = []
-    with torch.inference_mode():
-        start = time.perf_counter()
-        for _ in range(warmup):
-            forward(x)
-            if time.perf_counter() - start > budget_s / 4:
-                break
-        spent = 0.0
-        for _ in range(repeats):
-            if should_stop is not None and should_stop():
-                break
-            if len(times) >= 3 and spent > budget_s:
-                break
-            start = time.perf_counter()
-            forward(x)
-            times.append(time.perf_counter() - start)
-            spent += times[-1]
-    return statistics.median(times) if times else float("nan")
+    """Median seconds per call of ``forward(x)`` alone: :func:`interleaved_latency` with one
+    forward (a full-size LightCNN at batch 256 takes seconds per call, hence the budget)."""
+    return interleaved_latency({"alone": forward}, x, repeats, warmup, should_stop,
+                               budget_s)["alone"]
 
 
 def interleaved_latency(forwards: dict[str, Forward], x: torch.Tensor, repeats: int = 50,
                         warmup: int = 3, should_stop: Callable[[], bool] | None = None,
                         budget_s: float = 4.0) -> dict[str, float]:
     """Median seconds per call of each forward on ``x``, timed in turns (one call of each per
-    turn: a machine whose speed drifts slows them alike), as :func:`median_latency`."""
+    turn: a machine whose speed drifts slows them alike): ``warmup`` turns, then up to
+    ``repeats`` timed ones, fewer (at least 3) once ``budget_s`` is spent."""
     times: dict[str, list[float]] = {name: [] for name in forwards}
     with torch.inference_mode():
         start = time.perf_counter()
