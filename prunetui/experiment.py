@@ -5,20 +5,21 @@ trained once per replicate and shared by every scheme. A segment whose final che
 is skipped (its weights and masks are loaded), so running a run directory again resumes it: the
 first unfinished segment continues from ``resume.pt`` (written every epoch and on stop) and the
 metric files are cut back to what that checkpoint had seen. The result is the same as an
-uninterrupted run, byte for byte in everything but ``elapsed_s``.
+uninterrupted run, byte for byte in everything but ``elapsed_s``. What the loop writes lives in
+runrecord.py, where each replicate starts in replicates.py.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from prunetui import precision, pruning, saliency, store, threads, unitmasks
+from prunetui import precision, pruning, replicates, saliency, store, threads, unitmasks
 from prunetui.config import Config, parse_scheme
 from prunetui.data import TensorData
 from prunetui.data.recent import load_recent
@@ -35,14 +36,9 @@ from prunetui.events import (
     TrainProgress,
     ignore,
 )
-from prunetui.integrity import (
-    init_verdict,
-    plan_resume,
-    regenerate_init,
-    restore_config,
-)
-from prunetui.nets import build_model, check_model, init_weights, layers_for
-from prunetui.results import segment_result
+from prunetui.integrity import plan_resume, restore_config
+from prunetui.nets import build_model, check_model, layers_for
+from prunetui.runrecord import RunClock, RunRecord, config_text
 from prunetui.schedule import run_schedule, segment_rates
 from prunetui.segments import (
     Segment,
@@ -51,14 +47,7 @@ from prunetui.segments import (
     segment_iterations,
     total_iterations,
 )
-from prunetui.store.checkpoint import (
-    THETA0_KEY,
-    WEIGHTS_KEY,
-    SegmentCheckpoint,
-    SegmentOutcome,
-    save_segment,
-    theta0_bytes,
-)
+from prunetui.store.checkpoint import SegmentCheckpoint, save_segment
 from prunetui.training import (
     EvalResult,
     LoopState,
@@ -91,9 +80,7 @@ class Experiment:
         self.device = resolve_device(self.cfg.train.device)
         self.segments = plan(self.cfg)
         self.rewind_ks = rewind_iterations(self.cfg.prune.schemes)
-        self.elapsed_base = 0.0
-        self.started = time.monotonic()
-        self.paused_before = self.control.paused_seconds
+        self.clock = RunClock(self.control)
 
     # ------------------------------------------------------------------ public
     def execute(self) -> str:
@@ -132,11 +119,6 @@ class Experiment:
             self.emit(Log(str(err), "error"))
         self.emit(RunFinished(str(self.run.path), state, message))
 
-    def _elapsed(self) -> float:
-        """Seconds spent running this experiment, over all resumes, pauses excluded."""
-        paused = self.control.paused_seconds - self.paused_before
-        return self.elapsed_base + time.monotonic() - self.started - paused
-
     def _prepare_data(self) -> TensorData:
         # On CPU the run's tensors are the kept ones: the launch estimate reuses them.
         data = load_recent(self.cfg, keep=self.device.type == "cpu")[0].to(self.device)
@@ -150,7 +132,8 @@ class Experiment:
         return data
 
     def _restore_offsets(self) -> tuple[int, SegmentCheckpoint | None]:
-        """Index of the first unfinished segment and its resume state; cut metric files back.
+        """Index of the first unfinished segment and its resume state; the metric files are
+        cut back to what that state had seen and the run record continues them.
 
         Damaged files are moved aside and the run falls back to its newest intact state
         (plan_resume); each loss or repair is logged in one line.
@@ -161,28 +144,10 @@ class Experiment:
         if plan_.notes and plan_.assessment.restart:
             self.emit(Log(f"resume restarts at {plan_.assessment.restart}", "warning"))
         self.found = plan_.assessment
-        offsets = plan_.offsets
-        self.done = plan_.done
-        self.metrics_log = store.JsonlLog(self.run.metrics_path, offsets.metrics_offset)
-        self.sparsity_log = store.JsonlLog(self.run.sparsity_path, offsets.sparsity_offset)
-        self.elapsed_base = offsets.elapsed_s
-        self.started = time.monotonic()
-        self.paused_before = self.control.paused_seconds
+        self.clock.restart(plan_.offsets.elapsed_s)
+        self.record = RunRecord(self.run, plan_.offsets, config_text(self.run, self.cfg),
+                                self.clock)
         return plan_.done, plan_.resume
-
-    def _config_text(self) -> str:
-        """config.toml as written (kept in checkpoints to restore it if it is damaged)."""
-        from prunetui.config import dumps
-
-        if store.verify(self.run.config_path) in (store.INTACT, store.UNVERIFIED):
-            return self.run.config_text()
-        return dumps(self.cfg)
-
-    def _store_offsets(self) -> store.StoreOffsets:
-        """Where the metric files end, and their digests (checked on resume)."""
-        return store.StoreOffsets(self.metrics_log.offset, self.sparsity_log.offset,
-                                  self.metrics_log.digest(), self.sparsity_log.digest(),
-                                  self._elapsed())
 
     def _final_path(self, seg: Segment) -> Path:
         return self.run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
@@ -206,7 +171,8 @@ class Experiment:
         self.layers = layers_for(self.cfg, self.model)
         # prune.structure = "unit": groups traced once; a network it cannot prune stops here
         self.units = unitmasks.unit_pruner(self.cfg, self.model, self.layers, data.input_shape)
-        self.config_text = self._config_text()
+        self.fresh = functools.partial(replicates.fresh_state, self.cfg.model, data.input_shape,
+                                       data.num_classes)
         done, resume = self._restore_offsets()
         if changed := store.record_facts(self.run.path, data):  # datafacts.json, once
             self.emit(Log(changed, "warning"))
@@ -223,7 +189,7 @@ class Experiment:
         replicate: ReplicateState | None = None
         for index, seg in enumerate(self.segments):
             if replicate is None or replicate.index != seg.replicate:
-                replicate = self._replicate_state(seg.replicate, data)
+                replicate = self._replicate_state(seg.replicate)
             if index < done:
                 self._load_finished(seg, replicate)
                 continue
@@ -231,40 +197,10 @@ class Experiment:
         store.remove_checked(self.run.resume_checkpoint())
 
     # ------------------------------------------------------------------ replicates
-    def _fresh_state(self, seed: int) -> State:
-        model = build_model(self.cfg.model, self.model_input_shape, self.num_classes)
-        init_weights(model, self.cfg.model.init, torch.Generator().manual_seed(seed))
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def _replicate_state(self, rep: int, data: TensorData) -> ReplicateState:
-        self.model_input_shape, self.num_classes = data.input_shape, data.num_classes
-        seed = mix_seed(self.cfg.train.seed, rep)
-        theta0 = self._theta0(rep, seed)
-        state = ReplicateState(index=rep, seed=seed, theta0=theta0,
-                               schemes=tuple(self.cfg.prune.schemes))
-        for k in self.rewind_ks:
-            # A damaged one still needed made plan_resume retrain the dense round instead.
-            probe = self.found.reader.take_tensors(self.run.rewind_checkpoint(rep, k), WEIGHTS_KEY)
-            if probe.ok:
-                state.rewind_points[k] = probe.tensors
-        return state
-
-    def _theta0(self, rep: int, seed: int) -> State:
-        """init.pt, or theta0 regenerated from the seed when it is missing or damaged: a
-        damaged file is replaced only if the regenerated one matches its recorded digest."""
-        path = self.run.init_checkpoint(rep)
-        probe = self.found.reader.take_tensors(path, THETA0_KEY)
-        if probe.ok:
-            return probe.tensors
-        theta0 = self._fresh_state(mix_seed(seed, 0))
-        data = theta0_bytes(theta0)
-        verdict = init_verdict(self.found, rep, probe)
-        if verdict.damaged:
-            problem = probe.problem if path.exists() else "missing"
-            self.emit(Log(regenerate_init(self.run, rep, data, verdict, problem), "warning"))
-        else:
-            store.write_checked(path, data)
-        return theta0
+    def _replicate_state(self, rep: int) -> ReplicateState:
+        return replicates.replicate_state(self.found, rep, mix_seed(self.cfg.train.seed, rep),
+                                          tuple(self.cfg.prune.schemes), self.rewind_ks,
+                                          self.fresh, self.emit)
 
     def _load_finished(self, seg: Segment, rep: ReplicateState) -> None:
         ckpt = self.found.reader.take(self._final_path(seg)).checkpoint
@@ -282,7 +218,7 @@ class Experiment:
             start = resume.weights
             masks = {k: v.float() for k, v in resume.masks.items()}
         else:
-            start, masks = segment_start(self.cfg, seg, rep, self.layers, self._fresh_state,
+            start, masks = segment_start(self.cfg, seg, rep, self.layers, self.fresh,
                                          lambda method, survivors: self._at_init_masks(
                                              rep, data, method, survivors), self.units)
         rep.masks_this_round[seg.scheme] = masks
@@ -298,9 +234,10 @@ class Experiment:
         loop = LoopState()
         if resume is not None:
             loop = trainer.load_state_dict(resume.trainer)
-            self.sparsity_record = resume.sparsity
+            self.record.resumed(resume.sparsity)
         else:
-            self._record_sparsity(seg, masks)
+            self.record.record_sparsity(seg, unitmasks.sparsity_fields(masks, self.layers,
+                                                                        self.units))
         self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
                                  pruning.layer_remaining(unitmasks.weight_masks(
                                      masks, self.layers)), loop.iteration, length))
@@ -313,20 +250,15 @@ class Experiment:
     def _hooks(self, seg: Segment, rep: ReplicateState, trainer: SegmentTrainer,
                masks: pruning.Masks, remaining: float, rows: list[dict[str, Any]]) -> SegmentHooks:
         def on_eval(iteration: int, train_loss: float, result: EvalResult) -> None:
-            row = {
-                "replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
-                "epoch": round(iteration / self.per_epoch, 4), "iteration": iteration,
-                "remaining": remaining, "train_loss": train_loss,
-                "val_loss": result.val_loss, "val_acc": result.val_acc,
-                "test_acc": result.test_acc, "elapsed_s": round(self._elapsed(), 3),
-            }
-            self.metrics_log.append(row)
+            row = self.record.evaluated(seg, iteration, self.per_epoch, remaining, train_loss,
+                                        result)
             rows.append(row)
             self.emit(Evaluated(row))
 
         def on_checkpoint(loop: LoopState) -> None:
             path = self.run.resume_checkpoint()
-            save_segment(self._checkpoint(seg, masks, trainer.state_dict(loop), rows), path)
+            save_segment(self.record.checkpoint(seg, self._cpu_state(), masks,
+                                                trainer.state_dict(loop), rows), path)
             self.emit(Checkpointed(str(path), loop.iteration))
 
         def on_progress(iteration: int, train_loss: float) -> None:
@@ -356,30 +288,10 @@ class Experiment:
     def _cpu_state(self) -> State:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
-    def _record_sparsity(self, seg: Segment, masks: pruning.Masks) -> None:
-        record = {"replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
-                  **unitmasks.sparsity_fields(masks, self.layers, self.units)}
-        self.sparsity_log.append(record)
-        self.sparsity_record = record
-
-    def _checkpoint(self, seg: Segment, masks: pruning.Masks, trainer: dict[str, Any],
-                    rows: list[dict[str, Any]]) -> SegmentCheckpoint:
-        """The segment's state; rows, sparsity record and config text rebuild damaged run
-        files on resume (integrity.plan_resume)."""
-        return SegmentCheckpoint(
-            segment=seg.key, weights=self._cpu_state(),
-            masks={k: v.bool() for k, v in masks.items()}, trainer=trainer,
-            store=self._store_offsets(), rows=rows, sparsity=self.sparsity_record,
-            config=self.config_text)
-
     def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
                     rows: list[dict[str, Any]]) -> None:
-        result = segment_result(rows)
-        checkpoint = self._checkpoint(seg, masks, trainer.state_dict(LoopState(trainer.total)),
-                                      rows)
-        checkpoint.outcome = SegmentOutcome(result.remaining, result.early_stop_iteration,
-                                            result.test_acc, result.best_val_acc)
-        save_segment(checkpoint, self._final_path(seg))
+        result = self.record.save_final(seg, self._final_path(seg), self._cpu_state(), masks,
+                                        trainer.state_dict(LoopState(trainer.total)), rows)
         self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,
                                   result.early_stop_iteration, result.test_acc,
                                   result.best_val_acc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -19,6 +20,7 @@ from prunetui.events import Evaluated, SegmentFinished
 from prunetui.experiment import Experiment
 from prunetui.nets import prunable_layers
 from prunetui.nets.lenet import LeNet300100
+from prunetui.replicates import fresh_state
 from prunetui.segments import Segment, plan
 from prunetui.store import new_run
 from prunetui.trajectory import ReplicateState, segment_start
@@ -182,18 +184,16 @@ def test_mask_from_rewind_shares_the_rewind_masks(mnist_root, tmp_path):
         assert not torch.equal(rand[name], rewind[name])
 
 
-def test_scheme_start_weights_inside_the_loop(mnist_root, tmp_path):
+def test_scheme_start_weights_inside_the_loop(mnist_root):
     cfg = tiny_config(mnist_root, **{"prune.schemes": ["keep", "reinit", "rewind",
                                                        "rewind:20"]})
-    run = new_run(cfg, tmp_path, "starts")
-    exp = Experiment(run)
-    model = LeNet300100()
-    exp.layers, exp.model_input_shape, exp.num_classes = prunable_layers(model), (784,), 10
-    theta0, trained, at_k = (exp._fresh_state(s) for s in (1, 2, 3))
+    layers = prunable_layers(LeNet300100())
+    fresh = functools.partial(fresh_state, cfg.model, (784,), 10)
+    theta0, trained, at_k = (fresh(s) for s in (1, 2, 3))
     rep = ReplicateState(0, 7, theta0, schemes=cfg.prune.schemes, rewind_points={20: at_k})
     rep.record("dense", trained, {layer.name: torch.ones_like(trained[layer.name])
-                                  for layer in exp.layers})
-    starts = {s: segment_start(cfg, Segment(0, 1, s), rep, exp.layers, exp._fresh_state)
+                                  for layer in layers})
+    starts = {s: segment_start(cfg, Segment(0, 1, s), rep, layers, fresh)
               for s in cfg.prune.schemes}
     for scheme, source in (("keep", trained), ("rewind", theta0), ("rewind:20", at_k)):
         weights, masks = starts[scheme]
