@@ -5,15 +5,14 @@ experiment: this app's worker thread, ``prunetui run`` in another terminal, or a
 process. For a run trained here, engine events add progress inside an epoch and log lines, and
 the controls (pause, stop) talk to its :class:`RunControl`. An attached run on this host is
 stopped with SIGINT, which ``prunetui run`` turns into a checkpoint and a clean exit.
+What the progress bars and log lines say is worked out in :mod:`prunetui.app.liverun`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import work
@@ -23,13 +22,13 @@ from textual.containers import Grid
 from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
-from prunetui import precision, store
+from prunetui import store
 from prunetui.app import runreader
 from prunetui.app.damage import describe_problems
+from prunetui.app.liverun import Live, log_lines, progress_rows
 from prunetui.app.messages import EngineEvent, RunEnded
 from prunetui.app.rundata import RunData
 from prunetui.app.screens.base import AppScreen, toggle_zoom
-from prunetui.app.tally import segment_label
 from prunetui.app.widgets.charts import AccuracyChart, Chart, LayersChart, LotteryChart
 from prunetui.app.widgets.footer import StableFooter
 from prunetui.app.widgets.progress import RunProgress
@@ -43,21 +42,8 @@ from prunetui.events import (
     SegmentStarted,
     TrainProgress,
 )
-from prunetui.events import Log as LogEvent
 
 POLL_S = 0.5  # store polling and chart redraws: about twice a second
-
-
-@dataclass
-class Live:
-    """What events say about the run trained here, beyond the store."""
-
-    key: tuple[int, int, str] | None = None
-    iteration: int = 0
-    total: int = 0
-    per_epoch: int = 0
-    device: str = ""
-    loss: float | None = None
 
 
 class MonitorScreen(AppScreen):
@@ -230,40 +216,15 @@ weights left in each layer. They redraw at most twice a second.
     def on_engine_event(self, message: EngineEvent) -> None:
         if self.data is None or message.run_dir != str(self.data.run.path):
             return
-        ev, live = message.event, self.live
+        ev = message.event
         if isinstance(ev, (SegmentStarted, SegmentFinished, Checkpointed, RunFinished)):
             self.tick()  # what the store has now goes first, so the log reads in order
-        if isinstance(ev, RunStarted):
-            if self.data.cfg is None:  # config.toml was restored from a checkpoint
-                self.data.load_config()
-            live.per_epoch, live.device = ev.iterations_per_epoch, ev.device
-            verb = "resuming" if ev.resumed else "training"
-            self._write_log([f"{verb} on {ev.device}, precision {precision.label(ev.precision)}: "
-                             f"{ev.rounds} rounds, "
-                             f"{', '.join(ev.schemes)}"] + ([ev.cpu] if ev.cpu else []))
-        elif isinstance(ev, SegmentStarted):
-            live.key = (ev.replicate, ev.round, ev.scheme)
-            live.iteration, live.total = ev.iteration, ev.total_iterations
-            if ev.iteration:
-                self._write_log([f"{self._label(live.key)} continues at it {ev.iteration}"])
-        elif isinstance(ev, TrainProgress):
-            live.key = (ev.replicate, ev.round, ev.scheme)
-            live.iteration, live.total, live.loss = ev.iteration, ev.total_iterations, \
-                ev.train_loss
+        if isinstance(ev, RunStarted) and self.data.cfg is None:
+            self.data.load_config()  # config.toml was restored from a checkpoint
+        self.live.take(ev)
+        self._write_log(log_lines(ev, self.data.replicates))
+        if isinstance(ev, TrainProgress):
             self._update_progress()
-        elif isinstance(ev, SegmentFinished):
-            key = (ev.replicate, ev.round, ev.scheme)
-            note = " (done before, from its checkpoint)" if ev.skipped else ""
-            self._write_log([f"{self._label(key)} finished{note}: test "
-                             f"{100 * ev.test_acc:.2f}% at it {ev.early_stop_iteration} "
-                             f"(early stop), {100 * ev.remaining:.1f}% left"])
-        elif isinstance(ev, Checkpointed):
-            self._write_log([f"checkpoint at it {ev.iteration}"])
-        elif isinstance(ev, LogEvent):
-            prefix = "" if ev.level == "info" else f"{ev.level}: "
-            self._write_log([prefix + ev.message])
-        elif isinstance(ev, RunFinished):
-            self._write_log([f"run {ev.status}" + (f": {ev.message}" if ev.message else "")])
 
     def on_run_ended(self, message: RunEnded) -> None:
         self.control = None
@@ -279,50 +240,13 @@ weights left in each layer. They redraw at most twice a second.
             self.notify(f"{name} {message.state}.")
         self._update_status()
 
-    def _label(self, key: tuple[int, int, str]) -> str:
-        return segment_label(key, self.data.replicates if self.data else 1)
-
     # ------------------------------------------------------------------ progress and status
     def _update_progress(self) -> None:
-        data, live = self.data, self.live
-        if data is None:
+        if self.data is None:
             return
         bars = self.query_one(RunProgress)
-        key = live.key or data.current
-        per_segment = live.total or data.iterations_per_segment
-        per_epoch = live.per_epoch or data.per_epoch
-        iteration = data.last_iteration.get(key, 0) if key else 0
-        if key is not None and key == live.key:
-            iteration = max(iteration, live.iteration)
-        total_segments = data.total_segments
-        done = data.segments_done
-        finished = data.state == store.FINISHED
-        if finished and total_segments:
-            done, iteration = total_segments, per_segment or iteration
-        current_done = bool(per_segment) and iteration >= per_segment
-        if total_segments and per_segment:
-            progress = done * per_segment + (0 if current_done or finished else iteration)
-            bars.set_row("run", f"Run  {done}/{total_segments} trainings", progress,
-                         total_segments * per_segment)
-        else:
-            bars.set_row("run", f"Run  {done} trainings", 0, None)
-        if key is None:
-            bars.set_row("segment", "Round: not started", 0, None)
-            bars.set_row("epoch", "Epoch", 0, None)
-            return
-        left = data.remaining.get(key)
-        left_text = f" {100 * left:.1f}%" if left is not None else ""
-        label = self._label(key)
-        bars.set_row("segment", f"{label}{left_text}", iteration, per_segment)
-        if per_epoch and per_segment:
-            epochs = math.ceil(per_segment / per_epoch)
-            epoch = min(iteration // per_epoch, epochs - 1)
-            length = min(per_epoch, per_segment - epoch * per_epoch)
-            loss = f" loss {live.loss:.3f}" if live.loss and key == live.key else ""
-            bars.set_row("epoch", f"Epoch {epoch + 1}/{epochs}{loss}",
-                         iteration - epoch * per_epoch, length)
-        else:
-            bars.set_row("epoch", "Epoch", 0, None)
+        for row in progress_rows(self.data, self.live):
+            bars.set_row(row.name, row.label, row.progress, row.total)
 
     def _update_status(self) -> None:
         data = self.data
