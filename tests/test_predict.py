@@ -88,7 +88,9 @@ def test_faces_prepare_takes_any_size_and_mode(faces, tmp_path):
     assert torch.equal(model.prepare(paths), expected)
     chw = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(144, 144, 3)
     chw = chw.permute(2, 0, 1)
-    assert torch.equal(model.prepare(chw), expected[:1])  # a C x H x W tensor
+    with pytest.raises(ExportError, match="ambiguous for this gray model"):
+        model.prepare(chw)  # one colour image, or three gray ones: never a silent guess
+    assert torch.equal(model.prepare([chw]), expected[:1])  # in a list: one C x H x W image
     assert torch.equal(model.prepare(chw.float()[None]), expected[:1])  # float N x C x H x W
     wide = Image.new("L", (200, 144))
     wide.paste(gray, (28, 0))  # a non-square image: its centre square is used
@@ -143,6 +145,10 @@ def test_mnist_png_files_predict_as_the_run_evaluates(digits, tmp_path):
     assert [row[0][0] for row in got] == [str(i) for i in expected]
     assert all(len(row) == 3 and 0 < sum(p for _, p in row) <= 1 + 1e-6 for row in got)
     assert torch.equal(model.prepare(raw), x)  # N x H x W uint8, as torchvision has them
+    with pytest.raises(ExportError, match=r"Pass a batch as N x 1 x H x W"):
+        model.prepare(raw[:3])  # three digits, or one RGB image? (it used to answer once)
+    assert torch.equal(model.prepare(raw[:3, None]), x[:3])
+    assert torch.equal(model.prepare(raw[:5]), x[:5])  # 5 cannot be a colour image
     assert model.prepare(Image.fromarray(raw[0].numpy()).resize((56, 56))).shape == (1, 1, 28, 28)
 
 

@@ -24,7 +24,10 @@ modules' functions rather than a copy of their rules:
 Accepted images: a tensor of 0-255 pixel values (uint8 or float; ``H x W``, ``C x H x W`` with
 C = 1, 3 or 4, a batch ``N x C x H x W``, or a batch ``N x H x W`` of gray images when the
 first of three dimensions is not 1, 3 or 4), a Pillow image (any mode), a path, or a list of
-these. A tensor already at the stored size and channels is taken as stored.
+these (where a three-dimensional tensor is one image). A tensor already at the stored size and
+channels is taken as stored. For a gray model (MNIST, faces) a ``3 x H x W`` or ``4 x H x W``
+tensor is refused: it reads as one colour image or as three or four gray ones (MNIST's own
+``data[:3]``), and guessing would silently answer for the wrong number of images.
 """
 
 from __future__ import annotations
@@ -42,20 +45,36 @@ PHOTO_DATASETS = ("folder", "cifar10", "cifar100")  # colour-capable, decoded as
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
-def _items(images: Any) -> list[Any]:
-    """One entry per image: a path, a Pillow image, or a tensor ``H x W`` / ``C x H x W``."""
+def _one_image(t: torch.Tensor, channels: int, listed: bool) -> bool:
+    """Whether a tensor is one image rather than a batch (three dimensions: one ``C x H x W``
+    image when C is 1, 3 or 4, as in torchvision, else a batch ``N x H x W`` of gray images)."""
+    if t.dim() != 3:
+        return t.dim() == 2
+    if t.shape[0] not in _MODES or t.shape[0] == 2:
+        return False
+    if t.shape[0] > 1 and channels == 1 and not listed:
+        n = t.shape[0]
+        raise ExportError(
+            f"A {n} x {t.shape[1]} x {t.shape[2]} tensor is ambiguous for this gray model: one "
+            f"colour image, or {n} gray images? Pass a batch as N x 1 x H x W (images[:, None]) "
+            "and one colour image as 1 x C x H x W (image[None]) or in a list.")
+    return True
+
+
+def _items(images: Any, channels: int, listed: bool = False) -> list[Any]:
+    """One entry per image: a path, a Pillow image, or a tensor ``H x W`` / ``C x H x W``
+    (``channels``: what the model reads, 1 for gray)."""
     if isinstance(images, (str, Path)):
         return [Path(images)]
     if isinstance(images, torch.Tensor):
-        if images.dim() == 2 or (images.dim() == 3 and images.shape[0] in _MODES
-                                 and images.shape[0] != 2):
+        if _one_image(images, channels, listed):
             return [images]
         if images.dim() in (3, 4):
             return list(images.unbind(0))
         raise ExportError(f"An image tensor must be H x W, C x H x W or N x C x H x W, not "
                           f"{tuple(images.shape)}.")
     if isinstance(images, Sequence):
-        return [item for entry in images for item in _items(entry)]
+        return [item for entry in images for item in _items(entry, channels, listed=True)]
     if hasattr(images, "convert") and hasattr(images, "size"):  # a Pillow image
         return [images]
     raise ExportError(f"Cannot read an image from {type(images).__name__}: pass tensors, "
@@ -110,7 +129,7 @@ def _stored(item: Any, size: int) -> torch.Tensor:
 
 def stored_images(images: Any, size: int) -> torch.Tensor:
     """Images as training decoded them: ``[N, 1, size, size]`` (uint8 unless floats given)."""
-    items = [_stored(item, size) for item in _items(images)]
+    items = [_stored(item, size) for item in _items(images, channels=1)]
     if not items:
         raise ExportError("No images given.")
     if any(t.dtype != torch.uint8 for t in items):
@@ -140,7 +159,7 @@ def _photo(item: Any, size: int, channels: int) -> torch.Tensor:
 def stored_photos(images: Any, size: int, channels: int) -> torch.Tensor:
     """Images as the folder loader stores them: ``[N, channels, size, size]`` (uint8 unless
     floats given)."""
-    items = [_photo(item, size, channels) for item in _items(images)]
+    items = [_photo(item, size, channels) for item in _items(images, channels)]
     if not items:
         raise ExportError("No images given.")
     if any(t.dtype != torch.uint8 for t in items):
