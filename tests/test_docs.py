@@ -387,6 +387,28 @@ def test_every_docs_page_is_linked_from_the_index():
             assert f"({page.name})" in index, f"docs/index.md does not link {page.name}"
 
 
+def unnamed_modules(code_map: str) -> list[str]:
+    """The engine's modules and packages (those of prunetui/ and of its engine packages)
+    that the code map does not name as `name.py` or `name/`."""
+    package = ROOT / "prunetui"
+    described = ("", "config", "store", "integrity", "structure", "data", "nets", "sweep")
+    missing = []
+    for sub in described:
+        for module in pkgutil.iter_modules([str(package / sub)]):
+            name = f"{module.name}/" if module.ispkg else f"{module.name}.py"
+            if module.name != "__main__" and f"`{name}`" not in code_map \
+                    and f"{name[:-1]}` +" not in code_map:
+                missing.append(f"{sub}/{name}" if sub else name)
+    return missing
+
+
+def test_the_code_map_names_every_module():
+    code_map = (ROOT / "docs" / "architecture.md").read_text("utf-8")
+    assert not unnamed_modules(code_map), (
+        f"docs/architecture.md does not name {unnamed_modules(code_map)}")
+    assert "training.py" in unnamed_modules(code_map.replace("`training.py`", "training"))
+
+
 def presets_table() -> dict[str, list[str]]:
     readme = (ROOT / "README.md").read_text("utf-8")
     section = readme.split("## Presets", 1)[1].split("\n## ", 1)[0]

@@ -221,7 +221,7 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(tmp_path, mnis
     assert partial.metrics()[:len(kept)] == kept  # continued, not restarted
     assert "resuming" in (partial.path / "run.log").read_text()
 
-    # The report of the sweep: one setting, two seeds, mean ± std at each level.
+    # The report of the sweep: one setting, two seeds, mean and 95% interval at each level.
     assert main(["report", str(sweep.path), "--no-plot"]) == 0
     report = capsys.readouterr().out
     assert "±" in report and "rewind" in report

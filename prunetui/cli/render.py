@@ -129,7 +129,8 @@ class PlainRunView(EventView):
             self.replicates = event.replicates
             verb = "resuming" if event.resumed else "starting"
             self._line(f"{verb} {event.run_dir} on {event.device}, precision "
-                       f"{precision.label(event.precision)}: {event.rounds} rounds x "
+                       f"{precision.label(event.precision)}: {event.rounds} "
+                       f"round{'s' if event.rounds != 1 else ''} x "
                        f"{', '.join(event.schemes)}, {event.iterations_per_round} iterations each")
             if event.cpu:
                 self._line(event.cpu)

@@ -29,7 +29,7 @@ from typing import Any
 from prunetui import config, store
 from prunetui.presets import resolve
 
-SEED_KEYS = ("train.seed",)  # varied over for mean ± std; every other varying key is a setting
+SEED_KEYS = ("train.seed",)  # varied over for mean and interval; every other varying key is a setting
 TOP_KEYS = ("name", "base", "set", "grid", "variants")
 
 

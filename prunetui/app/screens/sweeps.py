@@ -141,7 +141,7 @@ screen.
             return
         self.rows, self.counts = rows, counts
         self.query_one("#sweep-title", Static).update(
-            f"{self.sweep.path} · {counts} · test % at early stop, mean±std over seeds (n)")
+            f"{self.sweep.path} · {counts} · test % at early stop, mean ±95% CI over seeds (n)")
         self.query_one(MeansChart).show_rows(rows)
         table = self.query_one(DataTable)
         header, body = sweeps.comparison_table(rows)
