@@ -261,8 +261,8 @@ def _lottery_axes(ax: Any, sources: Sequence[FigureRun], styler: _Styler) -> boo
     ax.set_ylabel("test accuracy at early stop (%)")
     ax.set_title("Test accuracy at early stop vs weights remaining")
     if any(p.samples > 1 for curves in per_source for pts in curves.values() for p in pts):
-        ax.text(0.99, 0.02, "bands: 95% t-interval; bars: min–max", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=8, color="0.35")
+        ax.text(0.99, 0.02, "bands: 95% t-interval; bars: min–max", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=8, color="0.35")
     return True
 
 

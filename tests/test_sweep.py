@@ -169,6 +169,24 @@ def test_the_dense_round_starts_every_schemes_curve(tmp_path):
     assert body[0][3:5] == body[0][5:7]  # the same dense networks under both schemes
 
 
+def test_the_comparison_fits_80_columns_with_ranges_under_the_means():
+    from rich.console import Console
+
+    from prunetui.cli.sweep import comparison_table
+
+    rows = [sweeps.ComparisonRow(setting, scheme, round_, 0.8 ** round_, 0.9 - 0.01 * round_,
+                                 0.01, 3, 0.0123, 0.885, 0.912)
+            for setting in ("fashion-mnist_global", "mnist_layer")
+            for scheme in ("keep", "reinit", "rewind") for round_ in range(3)]
+    for width in (80, 200):
+        console = Console(width=width, record=True)
+        console.print(comparison_table(rows, "sweep", width))
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert "fashion-mnist_gl" in text and "88.5–91.2" in text, text  # never squeezed
+        assert ("keep range" in text) == (width == 200)
+
+
 def test_run_progress_counts_finished_segments_of_the_plan(tmp_path):
     sweep = hand_written_sweep(tmp_path, {(0, "dense"): (0.9, 0.8)})
     run = sweep.runs()[0]

@@ -106,7 +106,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweeps.comparison(sweep)
     if rows:
         out.print(comparison_table(rows, f"{sweep.name}: test % at early stop over seeds, "
-                                   "mean ± 95% t-interval, and min–max"))
+                                   "mean ± 95% t-interval, and min–max", out.width))
     bad = {n: s for n, s in states.items() if s != store.FINISHED}
     if bad:
         out.print(f"Not finished: {', '.join(f'{n} ({s})' for n, s in bad.items())}. Run the "
@@ -125,8 +125,29 @@ def _plan_table(spec: sweeps.SweepSpec, runs: list[sweeps.SweepRun]) -> Table:
     return table
 
 
-def comparison_table(rows: list[sweeps.ComparisonRow], title: str = "") -> Table:
+def comparison_table(rows: list[sweeps.ComparisonRow], title: str = "",
+                     width: int | None = None) -> Table:
+    """One column per scheme and one for its range; narrower than that table (three schemes
+    at 80 columns), each range goes under its mean in the scheme's own column."""
     header, body = sweeps.comparison_table(rows)
+    table = _table(header, body, title)
+    if width is not None and Console(width=10_000).measure(table).maximum > width:
+        table = _table(*_ranges_below(header, body), title)
+    return table
+
+
+def _ranges_below(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The same cells with each "<scheme> range" column folded into the scheme's column."""
+    keep = [i for i, name in enumerate(header) if not name.endswith(" range")]
+
+    def folded(cells: list[str]) -> list[str]:
+        return [f"{cells[i]}\n{cells[i + 1]}".strip() if i + 1 < len(header)
+                and header[i + 1].endswith(" range") else cells[i] for i in keep]
+
+    return [header[i] for i in keep], [folded(cells) for cells in body]
+
+
+def _table(header: list[str], body: list[list[str]], title: str) -> Table:
     table = Table(title=title or None)
     for i, name in enumerate(header):
         table.add_column(name, justify="left" if i == 0 else "right", overflow="fold",
@@ -214,7 +235,8 @@ def report_sweep(path: Path, csv: str | None, plot: bool) -> int:
         return error(err, f"{path} has no evaluations yet.", EXIT_USAGE)
     finished = sum(r.read_status().state == store.FINISHED for r in runs)
     out.print(comparison_table(rows, f"{sweep.name} ({finished}/{len(runs)} runs finished): "
-                               "test % at early stop over seeds: mean ± 95% t-interval, min–max"))
+                               "test % at early stop over seeds: mean ± 95% t-interval, min–max",
+                               out.width))
     if csv:
         try:
             store.atomic_write_text(Path(csv), sweeps.comparison_csv(rows))

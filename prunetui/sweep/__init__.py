@@ -5,7 +5,8 @@ write ``sweep.load_spec``, ``sweep.comparison``:
 
 - :mod:`prunetui.sweep.spec`: the sweep file, its expansion into runs (the file's format);
 - :mod:`prunetui.sweep.folder`: the sweep folder, its record ``sweep.toml`` and its runs;
-- :mod:`prunetui.sweep.compare`: mean, 95% t-interval and range over seeds per setting, scheme and round;
+- :mod:`prunetui.sweep.compare`: mean, 95% t-interval and range over seeds per setting, scheme
+  and round;
 - :mod:`prunetui.sweep.progress`: each run's state and progress, the sweep's runs-list row.
 
 Readers of a sweep import no torch.

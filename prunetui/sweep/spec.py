@@ -29,7 +29,8 @@ from typing import Any
 from prunetui import config, store
 from prunetui.presets import resolve
 
-SEED_KEYS = ("train.seed",)  # varied over for mean and interval; every other varying key is a setting
+# Varied over for the mean and its interval; every other varying key is a setting.
+SEED_KEYS = ("train.seed",)
 TOP_KEYS = ("name", "base", "set", "grid", "variants")
 
 
