@@ -132,19 +132,8 @@ def comparison_table(rows: list[sweeps.ComparisonRow], title: str = "",
     header, body = sweeps.comparison_table(rows)
     table = _table(header, body, title)
     if width is not None and Console(width=10_000).measure(table).maximum > width:
-        table = _table(*_ranges_below(header, body), title)
+        table = _table(*sweeps.ranges_below(header, body), title)
     return table
-
-
-def _ranges_below(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    """The same cells with each "<scheme> range" column folded into the scheme's column."""
-    keep = [i for i, name in enumerate(header) if not name.endswith(" range")]
-
-    def folded(cells: list[str]) -> list[str]:
-        return [f"{cells[i]}\n{cells[i + 1]}".strip() if i + 1 < len(header)
-                and header[i + 1].endswith(" range") else cells[i] for i in keep]
-
-    return [header[i] for i in keep], [folded(cells) for cells in body]
 
 
 def _table(header: list[str], body: list[list[str]], title: str) -> Table:

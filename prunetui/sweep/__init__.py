@@ -18,6 +18,8 @@ from prunetui.sweep.compare import (
     comparison_csv,
     comparison_curves,
     comparison_table,
+    ranges_below,
+    table_width,
 )
 from prunetui.sweep.folder import (
     RECORD_FILE,
@@ -53,7 +55,7 @@ __all__ = [
     "RECORD_FILE", "SEED_KEYS", "TOP_KEYS", "ComparisonRow", "SweepDir",
     "SweepError", "SweepRun", "SweepRunProgress", "SweepSpec", "cell_text", "comparison",
     "comparison_csv", "comparison_curves", "comparison_table", "expand", "extract_datasets",
-    "find_sweep_file", "grouped_runs", "is_sweep", "list_sweeps",
-    "load_spec", "prepare", "resolve_base", "run_states", "summarize", "sweep_signature",
-    "sweep_summary", "with_threads",
+    "find_sweep_file", "grouped_runs", "is_sweep", "list_sweeps", "load_spec", "prepare",
+    "ranges_below", "resolve_base", "run_states", "summarize", "sweep_signature",
+    "sweep_summary", "table_width", "with_threads",
 ]

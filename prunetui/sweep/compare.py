@@ -82,6 +82,24 @@ def comparison_table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[st
     return header, body
 
 
+def ranges_below(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The table for narrow screens: each "<scheme> range" column folded under the scheme's
+    mean, in its own column (two-line cells)."""
+    keep = [i for i, name in enumerate(header) if not name.endswith(" range")]
+
+    def folded(cells: list[str]) -> list[str]:
+        return [f"{cells[i]}\n{cells[i + 1]}".strip() if i + 1 < len(header)
+                and header[i + 1].endswith(" range") else cells[i] for i in keep]
+
+    return [header[i] for i in keep], [folded(cells) for cells in body]
+
+
+def table_width(header: list[str], body: list[list[str]], padding: int = 3) -> int:
+    """Columns a table of these cells needs: the widest line of each column, plus padding."""
+    return sum(max(len(line) for cells in [header, *body] for line in cells[i].splitlines()
+                   or [""]) + padding for i in range(len(header)))
+
+
 def _acc(row: ComparisonRow | None) -> tuple[str, str]:
     if row is None:
         return "", ""

@@ -18,10 +18,11 @@ ACC = {("mnist", 0): (0.90, 0.92), ("mnist", 1): (0.80, 0.84),
        ("fashion-mnist", 0): (0.70, 0.60), ("fashion-mnist", 1): (0.72, 0.66)}
 
 
-def finished_sweep(tmp_path: Path, models: Path) -> sweeps.SweepDir:
+def finished_sweep(tmp_path: Path, models: Path, schemes: tuple[str, ...] = ("rewind",)
+                   ) -> sweeps.SweepDir:
     """A sweep of four finished runs whose metrics are written by hand (no training)."""
     base = config.apply_overrides(config.Config(), [("prune.rounds", 1),
-                                                    ("prune.schemes", ["rewind"])])
+                                                    ("prune.schemes", list(schemes))])
     (tmp_path / "base.toml").write_text(config.dumps(base))
     path = tmp_path / "study.toml"
     path.write_text('base = "base.toml"\n[grid]\ndata.dataset = ["mnist", "fashion-mnist"]\n'
@@ -34,7 +35,8 @@ def finished_sweep(tmp_path: Path, models: Path) -> sweeps.SweepDir:
         rows = [{"replicate": 0, "round": r, "scheme": s, "epoch": 1.0, "iteration": 100,
                  "remaining": left, "train_loss": 0.1, "val_loss": 0.2, "val_acc": acc,
                  "test_acc": acc, "elapsed_s": 1.0}
-                for r, s, left, acc in ((0, "dense", 1.0, dense), (1, "rewind", 0.8, pruned))]
+                for r, s, left, acc in ((0, "dense", 1.0, dense),
+                                        *((1, scheme, 0.8, pruned) for scheme in schemes))]
         run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         run.write_status(store.FINISHED)
     return sweep
@@ -98,3 +100,24 @@ async def test_sweep_chart_tells_schemes_apart_by_marker(tmp_path, models, monke
         for scheme, marker in markers.items():  # legend: "oo mnist keep", "xx mnist reinit", ...
             assert f"{marker}{marker} mnist {scheme}" in text, scheme
             assert 3 * marker in text, scheme  # and the line itself is drawn with it
+
+
+async def test_three_schemes_fit_80_columns_with_each_range_under_its_mean(tmp_path, models):
+    finished_sweep(tmp_path, models, ("keep", "reinit", "rewind"))
+    app = PruneApp(models_dir=models, data_root=tmp_path, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        runs = app.screen
+        await wait_for(pilot, lambda: len(runs.summaries) == 5, 10, "the sweep and its runs")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), 5, "the sweep")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.rows is not None, 10, "its comparison")
+        table = screen.query_one("#sweep-table")
+        await pilot.pause(0.1)
+        assert [str(c.label) for c in table.columns.values()] == [
+            "setting", "round", "left %", "keep", "reinit", "rewind", "n"]
+        assert str(table.get_row_at(0)[3]) == "85.00±63.53\n80.0–90.0"
+        assert table.virtual_size.width <= table.size.width  # nothing scrolls sideways
+        await pilot.resize_terminal(160, 30)  # wide enough again: a column per range
+        await pilot.pause(0.2)
+        assert "keep range" in [str(c.label) for c in table.columns.values()]

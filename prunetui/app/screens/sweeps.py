@@ -143,13 +143,26 @@ screen.
         self.query_one("#sweep-title", Static).update(
             f"{self.sweep.path} · {counts} · test % at early stop, mean ±95% CI over seeds (n)")
         self.query_one(MeansChart).show_rows(rows)
+        self._fill_table()
+
+    def on_resize(self) -> None:
+        self._fill_table()
+
+    def _fill_table(self) -> None:
+        """The comparison; where it is wider than the screen (three schemes at 80 columns),
+        each range goes under its mean, so nothing scrolls sideways."""
+        if self.rows is None:
+            return
         table = self.query_one(DataTable)
-        header, body = sweeps.comparison_table(rows)
+        header, body = sweeps.comparison_table(self.rows)
+        height = 1
+        if sweeps.table_width(header, body) > self.size.width - 2:  # the table's border
+            header, body, height = *sweeps.ranges_below(header, body), 2
         table.clear(columns=True)
         table.add_columns(*header)
         previous = None
         for cells in body:
-            table.add_row(cells[0] if cells[0] != previous else "", *cells[1:])
+            table.add_row(cells[0] if cells[0] != previous else "", *cells[1:], height=height)
             previous = cells[0]
 
     def action_zoom(self) -> None:
