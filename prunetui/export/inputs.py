@@ -24,10 +24,11 @@ modules' functions rather than a copy of their rules:
 Accepted images: a tensor of 0-255 pixel values (uint8 or float; ``H x W``, ``C x H x W`` with
 C = 1, 3 or 4, a batch ``N x C x H x W``, or a batch ``N x H x W`` of gray images when the
 first of three dimensions is not 1, 3 or 4), a Pillow image (any mode), a path, or a list of
-these (where a three-dimensional tensor is one image). A tensor already at the stored size and
-channels is taken as stored. For a gray model (MNIST, faces) a ``3 x H x W`` or ``4 x H x W``
-tensor is refused: it reads as one colour image or as three or four gray ones (MNIST's own
-``data[:3]``), and guessing would silently answer for the wrong number of images.
+these (in a list, a ``3 x H x W`` or ``4 x H x W`` tensor is one image). A tensor already at
+the stored size and channels is taken as stored. For a gray model (MNIST, faces) a
+``3 x H x W`` or ``4 x H x W`` tensor on its own is refused: it reads as one colour image or as
+three or four gray ones (MNIST's own ``data[:3]``), and guessing would silently answer for the
+wrong number of images.
 """
 
 from __future__ import annotations
