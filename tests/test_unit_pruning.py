@@ -20,6 +20,7 @@ from prunetui.cli import main
 from prunetui.experiment import Experiment
 from prunetui.nets import build_model, prunable_layers
 from prunetui.nets.shapes import as_images, image_shape
+from prunetui.replicates import fresh_state
 from prunetui.segments import Segment
 from prunetui.store import new_run
 from prunetui.trajectory import ReplicateState, segment_start
@@ -183,18 +184,16 @@ def test_a_lenet_unit_run_removes_whole_units_with_every_scheme(lenet_run):
     assert lenet_run.metrics()[-1]["test_acc"] > 0.5
 
 
-def test_reset_schemes_start_from_masked_weights_batchnorm_included(mnist_root, tmp_path):
+def test_reset_schemes_start_from_masked_weights_batchnorm_included(mnist_root):
     cfg = unit_config(mnist_root, **{"model.arch": "tests.test_unit_pruning:small_cnn",
                                      "prune.schemes": ["keep", "reinit", "rewind"],
                                      "prune.rate": 0.5})
     model = build_model(cfg.model, (784,), 10)
     layers = prunable_layers(model)
     units = unit_pruner(cfg, model, layers, (784,))
-    exp = Experiment(new_run(cfg, tmp_path, "starts"))
-    exp.model_input_shape, exp.num_classes = (784,), 10
 
     def state(seed: int) -> dict[str, torch.Tensor]:
-        fresh = exp._fresh_state(seed)
+        fresh = fresh_state(cfg.model, (784,), 10, seed)
         for name, value in fresh.items():  # BatchNorm scales and shifts far from 0
             if ".bn" in name or name.startswith("bn"):
                 fresh[name] = value.float() + 1 if value.is_floating_point() else value
