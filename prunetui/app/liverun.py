@@ -57,7 +57,8 @@ def log_lines(ev: Event, replicates: int) -> list[str]:
     if isinstance(ev, RunStarted):
         verb = "resuming" if ev.resumed else "training"
         started = (f"{verb} on {ev.device}, precision {precision.label(ev.precision)}: "
-                   f"{ev.rounds} rounds, {', '.join(ev.schemes)}")
+                   f"{ev.rounds} round{'s' if ev.rounds != 1 else ''}, "
+                   f"{', '.join(ev.schemes)}")
         return [started, ev.cpu] if ev.cpu else [started]
     if isinstance(ev, SegmentStarted):
         key = (ev.replicate, ev.round, ev.scheme)

@@ -77,3 +77,7 @@ def test_log_lines_say_what_each_event_means():
         "(early stop), 100.0% left"]
     assert log_lines(Checkpointed("resume.pt", 40), 1) == ["checkpoint at it 40"]
     assert log_lines(TrainProgress(0, 0, "dense", 3, 10, 0, 1.0), 1) == []
+    started = RunStarted("r", "r", "mnist", "lenet", ("keep", "rewind"), 1, 1, 40, 20, "cpu",
+                         cpu="2 CPU threads")
+    assert log_lines(started, 1) == ["training on cpu, precision fp32: 1 round, keep, rewind",
+                                     "2 CPU threads"]
