@@ -244,8 +244,9 @@ class Experiment:
         rows: list[dict[str, Any]] = list(resume.rows or []) if resume else []
         hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
         trainer.run(loop, hooks)
-        self._save_final(seg, trainer, masks, rows)
-        rep.record(seg.scheme, self._cpu_state(), masks)
+        weights = self._cpu_state()  # one copy: the final checkpoint and the next round's start
+        self._save_final(seg, trainer, weights, masks, rows)
+        rep.record(seg.scheme, weights, masks)
 
     def _hooks(self, seg: Segment, rep: ReplicateState, trainer: SegmentTrainer,
                masks: pruning.Masks, remaining: float, rows: list[dict[str, Any]]) -> SegmentHooks:
@@ -288,9 +289,9 @@ class Experiment:
     def _cpu_state(self) -> State:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
-    def _save_final(self, seg: Segment, trainer: SegmentTrainer, masks: pruning.Masks,
-                    rows: list[dict[str, Any]]) -> None:
-        result = self.record.save_final(seg, self._final_path(seg), self._cpu_state(), masks,
+    def _save_final(self, seg: Segment, trainer: SegmentTrainer, weights: State,
+                    masks: pruning.Masks, rows: list[dict[str, Any]]) -> None:
+        result = self.record.save_final(seg, self._final_path(seg), weights, masks,
                                         trainer.state_dict(LoopState(trainer.total)), rows)
         self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,
                                   result.early_stop_iteration, result.test_acc,

@@ -56,7 +56,6 @@ class RunRecord:
     def __init__(self, run: store.RunDir, offsets: store.StoreOffsets, config: str,
                  clock: RunClock) -> None:
         """Continue the metric files of ``run``, already cut back to ``offsets``."""
-        self.run = run
         self.config = config
         self.clock = clock
         self.metrics_log = store.JsonlLog(run.metrics_path, offsets.metrics_offset)
