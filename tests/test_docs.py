@@ -396,8 +396,7 @@ def unnamed_modules(code_map: str) -> list[str]:
     for sub in described:
         for module in pkgutil.iter_modules([str(package / sub)]):
             name = f"{module.name}/" if module.ispkg else f"{module.name}.py"
-            if module.name != "__main__" and f"`{name}`" not in code_map \
-                    and f"{name[:-1]}` +" not in code_map:
+            if module.name != "__main__" and f"`{name}`" not in code_map:
                 missing.append(f"{sub}/{name}" if sub else name)
     return missing
 
