@@ -1,7 +1,8 @@
 """Does bf16 change what a full-width LightCNN-9 learns? fp32 against bf16, paired by seed.
 
     python benchmarks/precision_accuracy.py --root FACES [--seeds 8] [--epochs 30]
-        [--batch-size 8] [--crop 128] [--jobs 2] [--out DIR]
+        [--batch-size 8] [--crop 128] [--schedule constant] [--split 0.7,0.15,0.15]
+        [--jobs 2] [--out DIR]
 
 FACES is a folder made by ``prunetui prepare`` (e.g. from shared/datasets/orl-faces). Each
 trial is ``prunetui run faces-lightcnn`` in its own process: the dense network only
@@ -13,6 +14,12 @@ comparing precisions there would compare noise. At batch 8 an epoch makes 35 ste
 128x128 the network was still at 38-64% after 11 such epochs (43 s each on one core), so
 converging 8 seeds in both precisions takes about 3 hours of 2 cores. ``--crop 64`` runs the
 same network on 64x64 crops (the faces-quick geometry), a quarter of the work per image.
+``--schedule cosine`` decays the learning rate to zero over the run (the protocol of the
+pre-registered measurement in docs/performance.md: batch 32, 30 epochs, where the dense network
+ends converged instead of swinging late); ``--split`` sets ``data.split``, which a prepared
+folder fixes in its split.json on first use, so another split needs its own prepared folder.
+Results go to docs/results/precision_accuracy.md with the default schedule and split, to
+precision_accuracy_<schedule>.md otherwise, so each protocol keeps its own file.
 Seeds 1..N run in both precisions, seed by seed; ``--jobs`` trials run at once (one per core).
 ``--out DIR`` keeps each trial's run there: a later call with the same DIR reads the trials
 that finished and resumes the ones that were interrupted (``prunetui run --resume``), so a
@@ -35,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from precision_speed import PRECISIONS, iterations_per_epoch
@@ -46,15 +54,44 @@ from prunetui.stats import summarize
 from prunetui.store import FINISHED, RunDir
 
 TOLERANCE = 3.0  # points
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 
-def trial(root: str, precision: str, seed: int, epochs: int, batch_size: int, crop: int,
-          per_epoch: int, out: Path) -> dict:
+def split_fractions(text: str) -> tuple[float, ...]:
+    try:
+        fractions = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give fractions like 0.6,0.1,0.3") from None
+    if len(fractions) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three fractions (train,val,test)")
+    return fractions
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What every trial of one measurement shares (a kept trial must match it to be reused)."""
+
+    root: str
+    epochs: int
+    batch_size: int
+    crop: int
+    schedule: str
+    split: tuple[float, ...]
+    per_epoch: int
+
+    def settings(self, precision: str, seed: int) -> dict:
+        return {"data.root": self.root, "prune.rounds": 0, "train.epochs": self.epochs,
+                "train.batch_size": self.batch_size, "train.eval_every": self.per_epoch,
+                "train.threads": 1, "train.seed": seed, "train.precision": precision,
+                "train.schedule": self.schedule, "model.width": 1.0,
+                "data.image_size": self.crop * 9 // 8, "data.crop": self.crop,
+                "data.split": list(self.split)}
+
+
+def trial(protocol: Protocol, precision: str, seed: int, out: Path) -> dict:
     name = f"{precision}-seed{seed}"
-    sets = {"data.root": root, "prune.rounds": 0, "train.epochs": epochs,
-            "train.batch_size": batch_size, "train.eval_every": per_epoch, "train.threads": 1,
-            "train.seed": seed, "train.precision": precision, "model.width": 1.0,
-            "data.image_size": crop * 9 // 8, "data.crop": crop}
+    sets = protocol.settings(precision, seed)
+    per_epoch = protocol.per_epoch
     run_dir = RunDir(out / name)
     if not run_dir.exists():
         cmd = [sys.executable, "-m", "prunetui", "run", "faces-lightcnn", "--out", str(out),
@@ -86,8 +123,9 @@ def refuse_other_settings(run_dir: RunDir, sets: dict) -> None:
     recorded = config.to_dict(config.load(run_dir.config_path))
     for key, wanted in sets.items():
         section, field = key.split(".")
-        if recorded[section][field] != wanted:
-            sys.exit(f"{run_dir.path} ran with {key}={recorded[section][field]!r}, not "
+        have = recorded[section][field]
+        if (list(have) if isinstance(have, tuple) else have) != wanted:
+            sys.exit(f"{run_dir.path} ran with {key}={have!r}, not "
                      f"{wanted!r}: give another --out folder.")
 
 
@@ -120,15 +158,22 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128, choices=(64, 128),
                         help="crop size (images are 9/8 of it before cropping; default 128)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--schedule", default="constant", choices=("constant", "cosine"),
+                        help="learning-rate schedule (default constant)")
+    parser.add_argument("--split", type=split_fractions, default=DEFAULT_SPLIT,
+                        help="data.split as train,val,test fractions (default 0.7,0.15,0.15)")
     parser.add_argument("--jobs", type=int, default=2, help="trials at once (default 2)")
     parser.add_argument("--out", type=Path, help="keep the trial runs here; finished ones are "
                         "read, interrupted ones resumed (default: a temporary folder)")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 for an interval")
-    per_epoch = iterations_per_epoch(args.root, args.batch_size)
+    per_epoch = iterations_per_epoch(args.root, args.batch_size, args.split)
+    protocol = Protocol(args.root, args.epochs, args.batch_size, args.crop, args.schedule,
+                        args.split, per_epoch)
     seeds = list(range(1, args.seeds + 1))
-    print(f"LightCNN-9 width 1.0, {args.crop}x{args.crop}, batch {args.batch_size}, Adam 1e-3, "
+    print(f"LightCNN-9 width 1.0, {args.crop}x{args.crop}, batch {args.batch_size}, Adam 1e-3 "
+          f"({args.schedule}), split {','.join(f'{f:g}' for f in args.split)}, "
           f"{args.epochs} epochs of "
           f"{per_epoch} iterations, dense, 1 thread per trial, {args.jobs} at once, "
           f"seeds {seeds[0]}..{seeds[-1]}, {os.cpu_count()} CPUs")
@@ -137,8 +182,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        futures = {pool.submit(trial, args.root, p, s, args.epochs, args.batch_size, args.crop,
-                               per_epoch, out): (p, s) for p, s in jobs}
+        futures = {pool.submit(trial, protocol, p, s, out): (p, s) for p, s in jobs}
         for future, key in futures.items():
             r = future.result()
             results[key] = r
@@ -148,6 +192,17 @@ def main() -> None:
     report(results, seeds)
 
 
+def variant(argv: list[str]) -> str:
+    """"" for the default protocol (precision_accuracy.md), else the schedule's name."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--schedule", default="constant")
+    parser.add_argument("--split", type=split_fractions, default=DEFAULT_SPLIT)
+    known, _ = parser.parse_known_args(argv)
+    if known.schedule == "constant" and known.split == DEFAULT_SPLIT:
+        return ""
+    return known.schedule
+
+
 if __name__ == "__main__":
-    with recorded("precision_accuracy"):
+    with recorded("precision_accuracy", variant=variant(sys.argv[1:])):
         main()

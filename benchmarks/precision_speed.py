@@ -35,14 +35,15 @@ from results_file import recorded
 PRECISIONS = ("fp32", "bf16")
 
 
-def iterations_per_epoch(root: str, batch_size: int = 32) -> int:
+def iterations_per_epoch(root: str, batch_size: int = 32,
+                         split: tuple[float, ...] = (0.7, 0.15, 0.15)) -> int:
     """Training batches per epoch of the faces-lightcnn preset on ``root`` (from the data)."""
     from prunetui import config, presets
     from prunetui.data import load_data
     from prunetui.training import iterations_per_epoch as per_epoch
 
     cfg = config.apply_overrides(config.load(presets.resolve("faces-lightcnn")),
-                                 [("data.root", root)])
+                                 [("data.root", root), ("data.split", list(split))])
     return per_epoch(load_data(cfg).train_size, batch_size)
 
 

@@ -66,8 +66,10 @@ def _load() -> str:
 
 
 @contextlib.contextmanager
-def recorded(name: str) -> Iterator[None]:
-    """Tee standard output; on success write it with its provenance to docs/results/NAME.md."""
+def recorded(name: str, variant: str = "") -> Iterator[None]:
+    """Tee standard output; on success write it with its provenance to docs/results/NAME.md
+    (NAME_VARIANT.md for another protocol of the same benchmark, which keeps its own file)."""
+    name = f"{name}_{variant}" if variant else name
     captured = io.StringIO()
     before, header = _load(), provenance()
     real = sys.stdout

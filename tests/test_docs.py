@@ -531,7 +531,7 @@ def test_every_benchmark_writes_its_results_file_and_the_docs_link_them():
     for path in sorted((ROOT / "benchmarks").glob("*.py")):
         if path.stem in NOT_BENCHMARKS:
             continue
-        assert f'recorded("{path.stem}")' in path.read_text("utf-8"), path.name
+        assert f'recorded("{path.stem}"' in path.read_text("utf-8"), path.name
     for result in sorted((ROOT / "docs" / "results").glob("*.md")):
         assert f"(results/{result.name})" in performance, f"performance.md: link {result.name}"
         text = result.read_text("utf-8")
