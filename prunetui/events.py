@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from prunetui.store.checkpoint import SegmentOutcome
+from prunetui.store.rows import MetricRow, SegmentKey
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,22 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
-class SegmentStarted(Event):
-    """Training of one (replicate, round, scheme) begins or resumes at ``iteration``."""
+class SegmentEvent(Event):
+    """An event about one segment: one (replicate, round, scheme)."""
 
     replicate: int
     round: int
     scheme: str  # "dense" for round 0
+
+    @property
+    def key(self) -> SegmentKey:
+        return (self.replicate, self.round, self.scheme)
+
+
+@dataclass(frozen=True)
+class SegmentStarted(SegmentEvent):
+    """Training of one segment begins or resumes at ``iteration``."""
+
     remaining: float  # fraction of prunable weights left
     layers: dict[str, float] = field(default_factory=dict)  # per-layer fraction left
     iteration: int = 0
@@ -56,12 +68,9 @@ class SegmentStarted(Event):
 
 
 @dataclass(frozen=True)
-class TrainProgress(Event):
+class TrainProgress(SegmentEvent):
     """Throttled progress inside a segment (a few per second at most)."""
 
-    replicate: int
-    round: int
-    scheme: str
     iteration: int
     total_iterations: int
     epoch: int
@@ -72,18 +81,12 @@ class TrainProgress(Event):
 class Evaluated(Event):
     """One evaluation; ``record`` is exactly the row appended to metrics.jsonl."""
 
-    record: dict[str, Any]
+    record: MetricRow
 
 
 @dataclass(frozen=True)
-class SegmentFinished(Event):
-    replicate: int
-    round: int
-    scheme: str
-    remaining: float
-    early_stop_iteration: int
-    test_acc: float  # at the early-stop iteration
-    best_val_acc: float
+class SegmentFinished(SegmentEvent):
+    outcome: SegmentOutcome  # what it scored, at its early-stop iteration
     skipped: bool = False  # already done in an earlier (resumed) run
 
 

@@ -15,7 +15,6 @@ import functools
 import os
 import zlib
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -206,10 +205,7 @@ class Experiment:
         ckpt = self.found.reader.take(self._final_path(seg)).checkpoint
         masks = {k: v.float() for k, v in ckpt.masks.items()}
         rep.record(seg.scheme, ckpt.weights, masks)
-        r = ckpt.outcome
-        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, r.remaining,
-                                  r.early_stop_iteration, r.test_acc, r.best_val_acc,
-                                  skipped=True))
+        self.emit(SegmentFinished(*seg.key, ckpt.outcome, skipped=True))
 
     # ------------------------------------------------------------------ one segment
     def _run_segment(self, seg: Segment, rep: ReplicateState, data: TensorData,
@@ -238,10 +234,10 @@ class Experiment:
         else:
             self.record.record_sparsity(seg, unitmasks.sparsity_fields(masks, self.layers,
                                                                         self.units))
-        self.emit(SegmentStarted(seg.replicate, seg.round, seg.scheme, remaining,
+        self.emit(SegmentStarted(*seg.key, remaining,
                                  pruning.layer_remaining(unitmasks.weight_masks(
                                      masks, self.layers)), loop.iteration, length))
-        rows: list[dict[str, Any]] = list(resume.rows or []) if resume else []
+        rows: list[store.MetricRow] = list(resume.rows or []) if resume else []
         hooks = self._hooks(seg, rep, trainer, masks, remaining, rows)
         trainer.run(loop, hooks)
         weights = self._cpu_state()  # one copy: the final checkpoint and the next round's start
@@ -249,7 +245,7 @@ class Experiment:
         rep.record(seg.scheme, weights, masks)
 
     def _hooks(self, seg: Segment, rep: ReplicateState, trainer: SegmentTrainer,
-               masks: pruning.Masks, remaining: float, rows: list[dict[str, Any]]) -> SegmentHooks:
+               masks: pruning.Masks, remaining: float, rows: list[store.MetricRow]) -> SegmentHooks:
         def on_eval(iteration: int, train_loss: float, result: EvalResult) -> None:
             row = self.record.evaluated(seg, iteration, self.per_epoch, remaining, train_loss,
                                         result)
@@ -263,7 +259,7 @@ class Experiment:
             self.emit(Checkpointed(str(path), loop.iteration))
 
         def on_progress(iteration: int, train_loss: float) -> None:
-            self.emit(TrainProgress(seg.replicate, seg.round, seg.scheme, iteration, trainer.total,
+            self.emit(TrainProgress(*seg.key, iteration, trainer.total,
                                     iteration // self.per_epoch, train_loss))
 
         on_iteration = None
@@ -290,9 +286,7 @@ class Experiment:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def _save_final(self, seg: Segment, trainer: SegmentTrainer, weights: State,
-                    masks: pruning.Masks, rows: list[dict[str, Any]]) -> None:
+                    masks: pruning.Masks, rows: list[store.MetricRow]) -> None:
         result = self.record.save_final(seg, self._final_path(seg), weights, masks,
                                         trainer.state_dict(LoopState(trainer.total)), rows)
-        self.emit(SegmentFinished(seg.replicate, seg.round, seg.scheme, result.remaining,
-                                  result.early_stop_iteration, result.test_acc,
-                                  result.best_val_acc))
+        self.emit(SegmentFinished(*seg.key, result))

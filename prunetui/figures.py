@@ -65,7 +65,7 @@ class FigureRun:
     Not :class:`prunetui.export.Source` (one round of a run to export)."""
 
     label: str
-    metrics: tuple[tuple[dict[str, Any], ...], ...]  # one metrics list per run in the group
+    metrics: tuple[tuple[store.MetricRow, ...], ...]  # one metrics list per run in the group
     schemes: tuple[str, ...]
 
 
@@ -98,7 +98,7 @@ def check_path(path: str | Path) -> Path:
 # Data: run directories -> sources -> aggregated points (pure Python)
 
 
-def _run_schemes(run: store.RunDir, metrics: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+def _run_schemes(run: store.RunDir, metrics: Sequence[store.MetricRow]) -> tuple[str, ...]:
     try:
         return tuple(run.config().prune.schemes)
     except ValueError:  # a damaged config (ConfigError, bad bytes): the schemes seen in metrics

@@ -14,26 +14,36 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prunetui.segments import DENSE, round_owners
 from prunetui.stats import NO_INTERVAL, Paired, paired, summarize
-from prunetui.store import LineProblem, RunDir
+from prunetui.store import (
+    LineProblem,
+    MetricRow,
+    RunDir,
+    SegmentKey,
+    SegmentOutcome,
+    segment_key,
+)
 
 if TYPE_CHECKING:
     from prunetui.config import Config
 
 
 @dataclass(frozen=True)
-class SegmentResult:
+class SegmentResult(SegmentOutcome):
+    """What one segment scored (the outcome its final checkpoint keeps), which segment it is,
+    and over how many evaluations."""
+
     replicate: int
     round: int
     scheme: str
-    remaining: float
-    early_stop_iteration: int
-    test_acc: float  # at the early-stop iteration
-    best_val_acc: float
     evaluations: int
+
+    @property
+    def key(self) -> SegmentKey:
+        return (self.replicate, self.round, self.scheme)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ def segment_label(replicate: int, round_: int, scheme: str, replicates: int = 1)
     return f"{prefix}round {round_} {scheme}"
 
 
-def segment_result(rows: list[dict[str, Any]]) -> SegmentResult:
+def segment_result(rows: list[MetricRow]) -> SegmentResult:
     best = min(rows, key=lambda r: (r["val_loss"], r["iteration"]))
     first = rows[0]
     return SegmentResult(
@@ -70,14 +80,14 @@ def segment_result(rows: list[dict[str, Any]]) -> SegmentResult:
     )
 
 
-def segment_results(metrics: Iterable[dict[str, Any]]) -> list[SegmentResult]:
-    groups: dict[tuple[int, int, str], list[dict[str, Any]]] = defaultdict(list)
+def segment_results(metrics: Iterable[MetricRow]) -> list[SegmentResult]:
+    groups: dict[SegmentKey, list[MetricRow]] = defaultdict(list)
     for row in metrics:
-        groups[(row["replicate"], row["round"], row["scheme"])].append(row)
+        groups[segment_key(row)].append(row)
     return [segment_result(rows) for _, rows in sorted(groups.items(), key=lambda kv: kv[0])]
 
 
-def round_results(metrics: Iterable[dict[str, Any]]) -> list[RoundResult]:
+def round_results(metrics: Iterable[MetricRow]) -> list[RoundResult]:
     """Table rows sorted by round, then scheme (the dense round 0 first)."""
     groups: dict[tuple[int, str], list[SegmentResult]] = defaultdict(list)
     for seg in segment_results(metrics):
@@ -220,7 +230,7 @@ class RoundComparison:
     paired: Paired | None  # None when the two schemes share no replicate in this round
 
 
-def compare_schemes(metrics: Iterable[dict[str, Any]], a: str, b: str) -> list[RoundComparison]:
+def compare_schemes(metrics: Iterable[MetricRow], a: str, b: str) -> list[RoundComparison]:
     """Scheme ``a`` against ``b`` at each pruned round, paired by replicate (they share θ0)."""
     by_key = {(s.round, s.scheme, s.replicate): s for s in segment_results(metrics)}
     rounds = sorted({k[0] for k in by_key if k[0] > 0 and k[1] in (a, b)})

@@ -18,11 +18,10 @@ from prunetui.config import Config, dumps
 from prunetui.control import RunControl
 from prunetui.results import SegmentResult, segment_result
 from prunetui.segments import Segment
-from prunetui.store.checkpoint import SegmentCheckpoint, SegmentOutcome, save_segment
+from prunetui.store.checkpoint import SegmentCheckpoint, save_segment
+from prunetui.store.rows import MetricRow, SparsityRecord
 from prunetui.training import EvalResult
 from prunetui.trajectory import State
-
-Row = dict[str, Any]
 
 
 class RunClock:
@@ -60,28 +59,30 @@ class RunRecord:
         self.clock = clock
         self.metrics_log = store.JsonlLog(run.metrics_path, offsets.metrics_offset)
         self.sparsity_log = store.JsonlLog(run.sparsity_path, offsets.sparsity_offset)
-        self.sparsity: Row | None = None  # the current segment's record
+        self.sparsity: SparsityRecord | None = None  # the current segment's record
 
     def evaluated(self, seg: Segment, iteration: int, per_epoch: int, remaining: float,
-                  train_loss: float, result: EvalResult) -> Row:
+                  train_loss: float, result: EvalResult) -> MetricRow:
         """Append one evaluation's row to metrics.jsonl and return it."""
-        row = {
-            "replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme,
-            "epoch": round(iteration / per_epoch, 4), "iteration": iteration,
-            "remaining": remaining, "train_loss": train_loss,
-            "val_loss": result.val_loss, "val_acc": result.val_acc,
-            "test_acc": result.test_acc, "elapsed_s": round(self.clock.elapsed(), 3),
-        }
+        row = MetricRow(
+            replicate=seg.replicate, round=seg.round, scheme=seg.scheme,
+            epoch=round(iteration / per_epoch, 4), iteration=iteration,
+            remaining=remaining, train_loss=train_loss,
+            val_loss=result.val_loss, val_acc=result.val_acc,
+            test_acc=result.test_acc, elapsed_s=round(self.clock.elapsed(), 3),
+        )
         self.metrics_log.append(row)
         return row
 
-    def record_sparsity(self, seg: Segment, fields: Row) -> None:
-        """Append the segment's sparsity record (once, when it starts)."""
-        record = {"replicate": seg.replicate, "round": seg.round, "scheme": seg.scheme, **fields}
+    def record_sparsity(self, seg: Segment, fields: dict[str, Any]) -> None:
+        """Append the segment's sparsity record (once, when it starts); ``fields`` are the
+        record's remaining, layers, counts and, for unit runs, units."""
+        record = SparsityRecord(replicate=seg.replicate, round=seg.round, scheme=seg.scheme,
+                                **fields)
         self.sparsity_log.append(record)
         self.sparsity = record
 
-    def resumed(self, sparsity: Row | None) -> None:
+    def resumed(self, sparsity: SparsityRecord | None) -> None:
         """A segment continues from its checkpoint: its record was appended before."""
         self.sparsity = sparsity
 
@@ -92,7 +93,7 @@ class RunRecord:
                                   self.clock.elapsed())
 
     def checkpoint(self, seg: Segment, weights: State, masks: State, trainer: dict[str, Any],
-                   rows: list[Row]) -> SegmentCheckpoint:
+                   rows: list[MetricRow]) -> SegmentCheckpoint:
         """The segment's state with what rebuilds damaged run files on resume."""
         return SegmentCheckpoint(
             segment=seg.key, weights=weights, masks={k: v.bool() for k, v in masks.items()},
@@ -100,11 +101,10 @@ class RunRecord:
             config=self.config)
 
     def save_final(self, seg: Segment, path: Path, weights: State, masks: State,
-                   trainer: dict[str, Any], rows: list[Row]) -> SegmentResult:
+                   trainer: dict[str, Any], rows: list[MetricRow]) -> SegmentResult:
         """Write a finished segment's checkpoint, with what it scored, and return the score."""
         result = segment_result(rows)
         checkpoint = self.checkpoint(seg, weights, masks, trainer, rows)
-        checkpoint.outcome = SegmentOutcome(result.remaining, result.early_stop_iteration,
-                                            result.test_acc, result.best_val_acc)
+        checkpoint.outcome = result
         save_segment(checkpoint, path)
         return result

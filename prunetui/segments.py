@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prunetui.config import ConfigError, lr_rewind_iteration, rewind_iteration
+from prunetui.store.rows import SegmentKey
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,7 +28,7 @@ class Segment:
     scheme: str
 
     @property
-    def key(self) -> tuple[int, int, str]:
+    def key(self) -> SegmentKey:
         return (self.replicate, self.round, self.scheme)
 
 

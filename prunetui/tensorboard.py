@@ -31,6 +31,7 @@ from prunetui.events import (
     SegmentStarted,
 )
 from prunetui.segments import round_owners
+from prunetui.store import MetricRow, RunDir, SegmentKey, SegmentOutcome, segment_key
 
 FEATURE = "TensorBoard logging"
 METRIC_KEYS = ("test_acc", "val_acc", "val_loss", "train_loss")
@@ -63,7 +64,7 @@ class TensorBoardLog:
             self._writers[key] = SummaryWriter(str(self.base / name), flush_secs=FLUSH_SECS)
         return self._writers[key]
 
-    def evaluation(self, row: dict[str, Any]) -> None:
+    def evaluation(self, row: MetricRow) -> None:
         writer = self._writer(row["replicate"], row["scheme"])
         for key in METRIC_KEYS:
             writer.add_scalar(f"round_{row['round']:02d}/{key}", row[key], row["iteration"])
@@ -75,13 +76,14 @@ class TensorBoardLog:
             for layer, left in layers.items():
                 writer.add_scalar(f"weights_left_pct/{layer}", 100 * left, round_)
 
-    def segment(self, replicate: int, round_: int, scheme: str, remaining: float,
-                test_acc: float, early_stop_iteration: int) -> None:
+    def segment(self, key: SegmentKey, outcome: SegmentOutcome) -> None:
+        replicate, round_, scheme = key
         for owner in round_owners(scheme, self.schemes):
             writer = self._writer(replicate, owner)
-            writer.add_scalar("lottery/test_acc_at_early_stop", test_acc, round_)
-            writer.add_scalar("lottery/early_stop_iteration", early_stop_iteration, round_)
-            writer.add_scalar("lottery/weights_left_pct", 100 * remaining, round_)
+            writer.add_scalar("lottery/test_acc_at_early_stop", outcome.test_acc, round_)
+            writer.add_scalar("lottery/early_stop_iteration", outcome.early_stop_iteration,
+                              round_)
+            writer.add_scalar("lottery/weights_left_pct", 100 * outcome.remaining, round_)
             writer.flush()
 
     def close(self) -> None:
@@ -117,29 +119,26 @@ class TensorBoardSink:
         elif isinstance(event, SegmentStarted) and event.iteration == 0:
             log.sparsity(event.replicate, event.round, event.scheme, event.layers)
         elif isinstance(event, SegmentFinished) and not event.skipped:
-            log.segment(event.replicate, event.round, event.scheme, event.remaining,
-                        event.test_acc, event.early_stop_iteration)
+            log.segment(event.key, event.outcome)
         elif isinstance(event, RunFinished):
             log.close()
             self.log = None
 
 
-def export_run(run_dir: Any, root: str | Path) -> Path:
-    """Write a run's scalars from its run directory (a store.RunDir); returns its log folder."""
+def export_run(run_dir: RunDir, root: str | Path) -> Path:
+    """Write a run's scalars from its run directory; returns its log folder."""
     cfg = run_dir.config()
     log = TensorBoardLog(root, run_dir.name, cfg.prune.schemes, cfg.train.replicates)
     try:
         for record in run_dir.sparsity():
-            log.sparsity(record["replicate"], record["round"], record["scheme"],
-                         record["layers"])
+            log.sparsity(*segment_key(record), record["layers"])
         metrics = run_dir.metrics()
         for row in metrics:
             log.evaluation(row)
         for seg in results.segment_results(metrics):
-            if not run_dir.segment_checkpoint(seg.replicate, seg.round, seg.scheme).exists():
+            if not run_dir.segment_checkpoint(*seg.key).exists():
                 continue  # still training: the live sink logs a segment once it finished
-            log.segment(seg.replicate, seg.round, seg.scheme, seg.remaining, seg.test_acc,
-                        seg.early_stop_iteration)
+            log.segment(seg.key, seg)
     finally:
         log.close()
     return log.base

@@ -133,6 +133,7 @@ def test_rich_progress_view_shows_round_scheme_epoch_and_accuracy():
         SegmentStarted,
         TrainProgress,
     )
+    from prunetui.store import SegmentOutcome
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100)
@@ -143,7 +144,7 @@ def test_rich_progress_view_shows_round_scheme_epoch_and_accuracy():
         view(Evaluated({"val_acc": 0.9712}))
         view(TrainProgress(0, 1, "rewind", 60, 100, 1, 0.25))
         view.progress.refresh()
-        view(SegmentFinished(0, 1, "rewind", 0.8, 50, 0.97, 0.98))
+        view(SegmentFinished(0, 1, "rewind", SegmentOutcome(0.8, 50, 0.97, 0.98)))
         view(RunFinished("models/x", "finished"))
     text = Text.from_ansi(out.getvalue()).plain
     for expected in ("round 1 rewind", "epoch 1", "val 97.12%", "test 97.00%",

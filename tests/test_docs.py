@@ -537,3 +537,14 @@ def test_every_benchmark_writes_its_results_file_and_the_docs_link_them():
         text = result.read_text("utf-8")
         for field in ("- date:", "- commit:", "- torch", "- machine:", "- command:"):
             assert field in text, f"{result.name} lacks {field}"
+
+
+def test_run_directory_page_names_exactly_the_keys_of_a_metric_row():
+    """docs/run-directory.md lists a metrics.jsonl row's keys; MetricRow declares them."""
+    import typing
+
+    from prunetui.store import MetricRow
+
+    text = (ROOT / "docs" / "run-directory.md").read_text("utf-8")
+    listed = text.split("one JSON object per evaluation:", 1)[1].split("sparsity.jsonl", 1)[0]
+    assert {word.strip(",.") for word in listed.split()} == set(typing.get_type_hints(MetricRow))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,9 @@ def test_metrics_rows_have_the_contract_fields(reference):
     segments = {(r["round"], r["scheme"]) for r in rows}
     assert segments == {(0, "dense")} | {(k, s) for k in (1, 2)
                                          for s in ("keep", "reinit", "rewind")}
+    declared = set(typing.get_type_hints(store.MetricRow))  # the schema, optional keys too
     for row in rows:
-        for key in ("round", "scheme", "replicate", "epoch", "iteration", "remaining",
-                    "train_loss", "val_loss", "val_acc", "test_acc", "elapsed_s"):
-            assert key in row
+        assert set(row) == declared
         assert 0 <= row["val_acc"] <= 1 and 0 <= row["test_acc"] <= 1
     assert [r["iteration"] for r in rows[:3]] == [10, 20, 30]
     assert rows[-1]["test_acc"] > 0.5  # 30 Adam steps on 600 images already learn MNIST
@@ -76,6 +76,8 @@ def test_remaining_fractions_are_exact_per_layer(reference):
         assert counts["fc2.weight"] == [19200, 30000]
         assert counts["fc3.weight"] == [810, 1000]  # output layer at 10% per round
         assert records[(2, scheme)]["remaining"] == pytest.approx(170538 / 266200)
+    declared = set(typing.get_type_hints(store.SparsityRecord)) - {"units"}  # unit runs only
+    assert all(set(record) == declared for record in records.values())
 
 
 def test_stop_then_resume_ends_with_the_same_metrics(reference, mnist_root, tmp_path):

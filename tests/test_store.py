@@ -131,16 +131,43 @@ def test_damaged_lines_are_named_and_the_rest_is_read(tmp_path):
     store.append_jsonl(path, {"replicate": 0, "round": 0})  # line 5: keys missing
     with path.open("ab") as fh:
         fh.write(b'{"replicate"')  # torn last line: a kill mid-write, not damage
-    records, problems = store.read_jsonl_checked(path, store.METRICS_KEYS)
+    records, problems = store.read_jsonl_checked(path, store.MetricRow)
     assert [r["iteration"] for r in records] == [0, 2, 3]
     assert [str(p) for p in problems] == ["metrics.jsonl line 2: not valid JSON",
                                           "metrics.jsonl line 5: 'scheme' missing"]
     assert store.read_jsonl(path)[0] == _metric_row(0)  # the old reader still works
 
 
+def test_rows_are_checked_against_their_schema_optional_keys_and_nested_values_included(
+        tmp_path):
+    """MetricRow and SparsityRecord are the one statement of what a row holds: a key the
+    schema marks optional may be absent, but when present it must have its declared type, and
+    so must the values inside a record's per-layer objects."""
+    path = tmp_path / "metrics.jsonl"
+    for row in (_metric_row(0), {**_metric_row(1), "epoch": "one"},
+                {**_metric_row(2), "replicate": True},
+                {**_metric_row(3), "epoch": 0.5, "train_loss": 1, "elapsed_s": 2.5}):
+        store.append_jsonl(path, row)
+    records, problems = store.read_jsonl_checked(path, store.MetricRow)
+    assert [r["iteration"] for r in records] == [0, 3]
+    assert [str(p) for p in problems] == ["metrics.jsonl line 2: 'epoch' is not a number",
+                                          "metrics.jsonl line 3: 'replicate' is not an integer"]
+    sparsity = tmp_path / "sparsity.jsonl"
+    record = {"replicate": 0, "round": 1, "scheme": "keep", "remaining": 0.8,
+              "layers": {"fc1.weight": 0.8}, "counts": {"fc1.weight": [80, 100]}}
+    for bad in ({**record, "counts": {"fc1.weight": 80}}, {**record, "layers": []},
+                {**record, "units": {"fc1.weight": [8, 10]}}):
+        store.append_jsonl(sparsity, bad)
+    records, problems = store.read_jsonl_checked(sparsity, store.SparsityRecord)
+    assert records == [{**record, "units": {"fc1.weight": [8, 10]}}]
+    assert [str(p) for p in problems] == [
+        "sparsity.jsonl line 1: 'counts' is not an object of lists of integers",
+        "sparsity.jsonl line 2: 'layers' is not an object of numbers"]
+
+
 def test_tail_numbers_damaged_lines_across_reads(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    tail = store.JsonlTail(path, store.METRICS_KEYS)
+    tail = store.JsonlTail(path, store.MetricRow)
     store.append_jsonl(path, _metric_row(0))
     with path.open("ab") as fh:
         fh.write(b"\xff\xfe\n")
@@ -159,9 +186,9 @@ def test_tail_reads_a_long_file_a_chunk_at_a_time_as_it_would_in_one_go(tmp_path
         store.append_jsonl(path, _metric_row(i) if i % 13 else {**_metric_row(i), "round": "x"})
     with path.open("ab") as fh:
         fh.write(b'{"replicate"')  # torn last line: not read, not damage
-    whole = store.JsonlTail(path, store.METRICS_KEYS)
+    whole = store.JsonlTail(path, store.MetricRow)
     records, problems = whole.read_new_checked()
-    chunked = store.JsonlTail(path, store.METRICS_KEYS)
+    chunked = store.JsonlTail(path, store.MetricRow)
     pieces, bad, reads, more = [], [], 0, True
     while more:
         new, new_bad, more = chunked.read_chunk(300)  # cuts lines: each is read to its end
@@ -185,7 +212,7 @@ def test_tail_skips_and_numbers_the_rows_its_check_refuses(tmp_path):
     def odd(row: dict) -> str | None:
         return "odd iteration" if row["iteration"] % 2 else None
 
-    tail = store.JsonlTail(path, store.METRICS_KEYS, check=odd)
+    tail = store.JsonlTail(path, store.MetricRow, check=odd)
     records, problems = tail.read_new_checked()
     assert [r["iteration"] for r in records] == [0, 2, 4, 6]
     assert [str(p) for p in problems] == ["metrics.jsonl line 2: odd iteration",
@@ -195,7 +222,7 @@ def test_tail_skips_and_numbers_the_rows_its_check_refuses(tmp_path):
 
 def test_tail_notices_a_cut_back_file_and_restarts(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    tail = store.JsonlTail(path, store.METRICS_KEYS)
+    tail = store.JsonlTail(path, store.MetricRow)
     assert not tail.cut_back() and tail.pending_bytes() == 0  # no file yet
     offset = store.append_jsonl(path, _metric_row(0))
     store.append_jsonl(path, _metric_row(1))

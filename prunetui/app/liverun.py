@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prunetui import precision, store
 from prunetui.app.rundata import RunData
-from prunetui.app.tally import Key, segment_label
+from prunetui.app.tally import segment_label
 from prunetui.events import (
     Checkpointed,
     Event,
@@ -23,13 +23,14 @@ from prunetui.events import (
     TrainProgress,
 )
 from prunetui.events import Log as LogEvent
+from prunetui.store import SegmentKey
 
 
 @dataclass
 class Live:
     """What events say about the run trained here, beyond the store."""
 
-    key: Key | None = None
+    key: SegmentKey | None = None
     iteration: int = 0
     total: int = 0
     per_epoch: int = 0
@@ -41,17 +42,17 @@ class Live:
         if isinstance(ev, RunStarted):
             self.per_epoch, self.device = ev.iterations_per_epoch, ev.device
         elif isinstance(ev, SegmentStarted):
-            self.key = (ev.replicate, ev.round, ev.scheme)
+            self.key = ev.key
             self.iteration, self.total = ev.iteration, ev.total_iterations
         elif isinstance(ev, TrainProgress):
-            self.key = (ev.replicate, ev.round, ev.scheme)
+            self.key = ev.key
             self.iteration, self.total, self.loss = ev.iteration, ev.total_iterations, \
                 ev.train_loss
 
 
 def log_lines(ev: Event, replicates: int) -> list[str]:
     """The Monitor's log lines for one engine event (none for per-batch progress)."""
-    def label(key: Key) -> str:
+    def label(key: SegmentKey) -> str:
         return segment_label(key, replicates)
 
     if isinstance(ev, RunStarted):
@@ -61,13 +62,12 @@ def log_lines(ev: Event, replicates: int) -> list[str]:
                    f"{', '.join(ev.schemes)}")
         return [started, ev.cpu] if ev.cpu else [started]
     if isinstance(ev, SegmentStarted):
-        key = (ev.replicate, ev.round, ev.scheme)
-        return [f"{label(key)} continues at it {ev.iteration}"] if ev.iteration else []
+        return [f"{label(ev.key)} continues at it {ev.iteration}"] if ev.iteration else []
     if isinstance(ev, SegmentFinished):
-        key = (ev.replicate, ev.round, ev.scheme)
         note = " (done before, from its checkpoint)" if ev.skipped else ""
-        return [f"{label(key)} finished{note}: test {100 * ev.test_acc:.2f}% at it "
-                f"{ev.early_stop_iteration} (early stop), {100 * ev.remaining:.1f}% left"]
+        score = ev.outcome
+        return [f"{label(ev.key)} finished{note}: test {100 * score.test_acc:.2f}% at it "
+                f"{score.early_stop_iteration} (early stop), {100 * score.remaining:.1f}% left"]
     if isinstance(ev, Checkpointed):
         return [f"checkpoint at it {ev.iteration}"]
     if isinstance(ev, LogEvent):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from prunetui.store.rows import MetricRow, SparsityRecord
+
 LARGE = 1e12  # larger numbers in a row are damage (plotext's scaling overflows on them)
 IMPLAUSIBLE = "a number is NaN, infinite or out of range"
 
@@ -25,7 +27,7 @@ def drawable(value: Any) -> float | None:
     return None
 
 
-def plausible_row(r: dict[str, Any]) -> bool:
+def plausible_row(r: MetricRow) -> bool:
     """Whether a metrics row's numbers can be drawn and compared (NaN fails every test). The
     test accuracy is drawn on a 0-100 % axis: plotext hangs drawing a line to a point far off
     its limits."""
@@ -37,18 +39,18 @@ def plausible_row(r: dict[str, Any]) -> bool:
         return False
 
 
-def plausible_sparsity(r: dict[str, Any]) -> bool:
+def plausible_sparsity(r: SparsityRecord) -> bool:
     try:
         return -LARGE < r["remaining"] < LARGE
     except (TypeError, KeyError):
         return False
 
 
-def metrics_row_problem(r: dict[str, Any]) -> str | None:
+def metrics_row_problem(r: MetricRow) -> str | None:
     """What is wrong with a metrics row for the charts (a tail's ``check``), or None."""
     return None if plausible_row(r) else IMPLAUSIBLE
 
 
-def sparsity_row_problem(r: dict[str, Any]) -> str | None:
+def sparsity_row_problem(r: SparsityRecord) -> str | None:
     """What is wrong with a sparsity record for the charts (a tail's ``check``), or None."""
     return None if plausible_sparsity(r) else IMPLAUSIBLE

@@ -27,9 +27,17 @@ from typing import Any
 from prunetui import results, segments, store
 from prunetui.app.damage import config_problem
 from prunetui.app.rowchecks import metrics_row_problem, sparsity_row_problem
-from prunetui.app.tally import Key, Tally, key_of
+from prunetui.app.tally import Tally
 from prunetui.config import Config
-from prunetui.store import FINISHED, LineProblem, RunDir, Status, torn_tail
+from prunetui.store import (
+    FINISHED,
+    LineProblem,
+    RunDir,
+    SegmentKey,
+    Status,
+    segment_key,
+    torn_tail,
+)
 
 # Up to this many new bytes a view reads right away on the event loop (a few ms, and the log
 # keeps the order of engine events); more is read in a worker thread.
@@ -63,9 +71,9 @@ class RunData(Tally):
         self.config_error = ""
         super().__init__(curves=curves)
         self.load_config()
-        self.metrics_tail = store.JsonlTail(self.run.metrics_path, store.METRICS_KEYS,
+        self.metrics_tail = store.JsonlTail(self.run.metrics_path, store.MetricRow,
                                             metrics_row_problem)
-        self.sparsity_tail = store.JsonlTail(self.run.sparsity_path, store.SPARSITY_KEYS,
+        self.sparsity_tail = store.JsonlTail(self.run.sparsity_path, store.SparsityRecord,
                                              sparsity_row_problem)
         self.status = Status("missing")
         self.state = "missing"  # effective state: running only while the pid lives
@@ -120,7 +128,7 @@ class RunData(Tally):
             sparsity = self._read_all(self.sparsity_tail, problems)  # a few hundred records
             # A segment's sparsity record is written before its rows: merge the two files in
             # that order so log lines read as they happened.
-            started = {key_of(r): r for r in sparsity}
+            started = {segment_key(r): r for r in sparsity}
             more = True
             while more:
                 if cancelled():
@@ -128,7 +136,7 @@ class RunData(Tally):
                 rows, bad, more = self.metrics_tail.read_chunk(CHUNK_BYTES)
                 problems += bad
                 for row in rows:
-                    record = started.pop(key_of(row), None)
+                    record = started.pop(segment_key(row), None)
                     if record is not None:
                         tally.add_sparsity(record)
                     tally.add_row(row)
@@ -152,7 +160,7 @@ class RunData(Tally):
         return Update(tally, reset, problems, status, state, self._count_done(), read)
 
     @staticmethod
-    def _read_all(tail: store.JsonlTail, problems: list[LineProblem]) -> list[dict[str, Any]]:
+    def _read_all(tail: store.JsonlTail, problems: list[LineProblem]) -> list[Any]:
         records, more = [], True
         while more:
             new, bad, more = tail.read_chunk(CHUNK_BYTES)
@@ -226,7 +234,7 @@ class RunData(Tally):
         return segments.total_iterations(self.cfg, self.per_epoch or 0)
 
     @property
-    def current(self) -> Key | None:
+    def current(self) -> SegmentKey | None:
         return self.order[-1] if self.order else None
 
     def rounds(self) -> list[int]:

@@ -6,12 +6,11 @@ whatever is damaged and never raises. Pure Python: no Textual, no torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prunetui import results, store
 from prunetui.app.damage import config_problem, describe_problems
 from prunetui.app.rundata import RunData
-from prunetui.store import LineProblem, RunDir
+from prunetui.store import LineProblem, MetricRow, RunDir
 from prunetui.store.status import DAMAGED_MESSAGE
 
 RUN_FILES = (store.CONFIG_FILE, store.STATUS_FILE, store.METRICS_FILE, store.SPARSITY_FILE,
@@ -46,7 +45,7 @@ class _FoldedRun(RunDir):
         self.data = data
         self.error = ""  # the metrics could not be read at all
 
-    def metrics_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+    def metrics_checked(self) -> tuple[list[MetricRow], list[LineProblem]]:
         update = self.data.read()
         self.data.apply(update)
         self.error = update.error if update else ""

@@ -14,16 +14,12 @@ from typing import Any
 
 from prunetui import results
 from prunetui.app.rowchecks import drawable
+from prunetui.store import MetricRow, SegmentKey, SparsityRecord, segment_key
 
-Key = tuple[int, int, str]  # (replicate, round, scheme)
 LOG_KEEP = 200
 
 
-def key_of(record: dict[str, Any]) -> Key:
-    return (int(record["replicate"]), int(record["round"]), str(record["scheme"]))
-
-
-def segment_label(key: Key, replicates: int = 1) -> str:
+def segment_label(key: SegmentKey, replicates: int = 1) -> str:
     return results.segment_label(*key, replicates)
 
 
@@ -32,13 +28,13 @@ def layer_name(param: str) -> str:
     return param.removesuffix(".weight")
 
 
-def lower_loss(row: dict[str, Any], best: dict[str, Any] | None) -> bool:
+def lower_loss(row: MetricRow, best: MetricRow | None) -> bool:
     """Whether ``row`` beats ``best`` on validation loss (ties: the earlier iteration)."""
     return best is None or (row["val_loss"], row["iteration"]) < (best["val_loss"],
                                                                   best["iteration"])
 
 
-def higher_accuracy(row: dict[str, Any], top: dict[str, Any] | None) -> bool:
+def higher_accuracy(row: MetricRow, top: MetricRow | None) -> bool:
     return top is None or row["val_acc"] > top["val_acc"]
 
 
@@ -73,20 +69,20 @@ class Tally:
         self.replicates = replicates
         self.keep_curves = curves  # False: results only (the Runs list)
         self.evaluations = 0
-        self.curves: dict[Key, Curve] = {}
-        self.last_iteration: dict[Key, int] = {}
-        self.layers: dict[Key, dict[str, float]] = {}
-        self.remaining: dict[Key, float] = {}
-        self.order: list[Key] = []  # segments in the order they started
+        self.curves: dict[SegmentKey, Curve] = {}
+        self.last_iteration: dict[SegmentKey, int] = {}
+        self.layers: dict[SegmentKey, dict[str, float]] = {}
+        self.remaining: dict[SegmentKey, float] = {}
+        self.order: list[SegmentKey] = []  # segments in the order they started
         self.per_epoch: int | None = None
-        self.best_loss: dict[Key, dict[str, Any]] = {}  # per segment, its decisive rows
-        self.best_accuracy: dict[Key, dict[str, Any]] = {}
+        self.best_loss: dict[SegmentKey, MetricRow] = {}  # per segment, its decisive rows
+        self.best_accuracy: dict[SegmentKey, MetricRow] = {}
         # Raw log entries, formatted only when drained (a 200K-row read keeps the last few):
         # ("started" | "row", key, record) or ("note", None, text).
-        self.log_entries: deque[tuple[str, Key | None, Any]] = deque(maxlen=LOG_KEEP)
+        self.log_entries: deque[tuple[str, SegmentKey | None, Any]] = deque(maxlen=LOG_KEEP)
 
-    def add_sparsity(self, record: dict[str, Any]) -> None:
-        key = key_of(record)
+    def add_sparsity(self, record: SparsityRecord) -> None:
+        key = segment_key(record)
         if key not in self.remaining:
             self.order.append(key)
         self.layers[key] = {layer_name(str(k)): f for k, v in record["layers"].items()
@@ -94,8 +90,8 @@ class Tally:
         self.remaining[key] = float(record["remaining"])
         self.log_entries.append(("started", key, record))
 
-    def add_row(self, row: dict[str, Any]) -> None:
-        key = key_of(row)
+    def add_row(self, row: MetricRow) -> None:
+        key = segment_key(row)
         if key not in self.remaining:
             self.order.append(key)
             self.remaining[key] = float(row["remaining"])
@@ -113,7 +109,7 @@ class Tally:
         self._keep_decisive(key, row, row)
         self.log_entries.append(("row", key, row))
 
-    def _keep_decisive(self, key: Key, low: dict[str, Any], high: dict[str, Any]) -> None:
+    def _keep_decisive(self, key: SegmentKey, low: MetricRow, high: MetricRow) -> None:
         if lower_loss(low, self.best_loss.get(key)):
             self.best_loss[key] = low
         if higher_accuracy(high, self.best_accuracy.get(key)):
@@ -142,7 +138,7 @@ class Tally:
             setattr(self, name, getattr(other, name))
         self.log_entries.extend(other.log_entries)
 
-    def decisive_rows(self) -> list[dict[str, Any]]:
+    def decisive_rows(self) -> list[MetricRow]:
         """Per segment the rows that decide its result: ``results.round_results`` of these is
         that of every row."""
         return [r for k in self.best_loss for r in (self.best_loss[k], self.best_accuracy[k])]
@@ -151,7 +147,7 @@ class Tally:
     def note(self, text: str) -> None:
         self.log_entries.append(("note", None, text))
 
-    def format_entry(self, kind: str, key: Key | None, record: Any) -> str:
+    def format_entry(self, kind: str, key: SegmentKey | None, record: Any) -> str:
         if key is None:
             return record
         label = segment_label(key, self.replicates)

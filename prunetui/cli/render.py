@@ -89,7 +89,7 @@ class RichRunView(EventView):
             if event.cpu:
                 self.console.print(event.cpu, highlight=False)
         elif isinstance(event, SegmentStarted) and self.segment_task is not None:
-            label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+            label = segment_label(*event.key, self.replicates)
             self.segment_total = event.total_iterations
             p.reset(self.segment_task, completed=event.iteration, total=event.total_iterations,
                     description=label, info=f"{100 * event.remaining:.1f}% left")
@@ -103,10 +103,10 @@ class RichRunView(EventView):
             if self.segment_task is not None and not event.skipped:
                 p.update(self.segment_task, completed=self.segment_total)
             if not event.skipped:
-                label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+                label, score = segment_label(*event.key, self.replicates), event.outcome
                 self.console.print(
-                    f"{label}: {100 * event.remaining:.1f}% left, test "
-                    f"{100 * event.test_acc:.2f}% at iteration {event.early_stop_iteration}")
+                    f"{label}: {100 * score.remaining:.1f}% left, test "
+                    f"{100 * score.test_acc:.2f}% at iteration {score.early_stop_iteration}")
         elif isinstance(event, Log):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "")
             self.console.print(event.message, style=style)
@@ -144,8 +144,8 @@ class PlainRunView(EventView):
                        f"{r['train_loss']:.4f} val_loss {r['val_loss']:.4f} val_acc "
                        f"{100 * r['val_acc']:.2f}% test_acc {100 * r['test_acc']:.2f}%")
         elif isinstance(event, SegmentFinished) and not event.skipped:
-            self._line(f"  done: test {100 * event.test_acc:.2f}% at early stop iteration "
-                       f"{event.early_stop_iteration}")
+            self._line(f"  done: test {100 * event.outcome.test_acc:.2f}% at early stop "
+                       f"iteration {event.outcome.early_stop_iteration}")
         elif isinstance(event, Log):
             self._line(event.message)
         elif isinstance(event, Checkpointed):

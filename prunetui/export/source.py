@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +18,7 @@ from prunetui.nets import build_model
 from prunetui.segments import DENSE
 
 ACCURACY_TOLERANCE = 0.005  # default choice: within 0.5 points of the dense network
-Rows = Sequence[dict[str, Any]]  # metrics.jsonl rows
+Rows = Sequence[store.MetricRow]  # metrics.jsonl rows
 
 
 @dataclass
@@ -80,7 +79,7 @@ def finished_segments(run: store.RunDir, replicate: int, *,
     finals = set(run.final_checkpoints())
     return [s for s in results.segment_results(rows)
             if s.replicate == replicate
-            and run.segment_checkpoint(s.replicate, s.round, s.scheme) in finals]
+            and run.segment_checkpoint(*s.key) in finals]
 
 
 def choose(run: store.RunDir, round_: int | None = None, scheme: str | None = None,
@@ -139,7 +138,7 @@ def load_source(run: store.RunDir, choice: Choice, *, cfg: config.Config | None 
                           "of a finished round).")
     segment = (choice.replicate, choice.round, choice.scheme)
     rows = run.metrics() if metrics is None else metrics
-    last = max((r for r in rows if (r["replicate"], r["round"], r["scheme"]) == segment),
+    last = max((r for r in rows if store.segment_key(r) == segment),
                key=lambda r: r["iteration"], default=None)
     return Source(run=run, cfg=cfg, replicate=choice.replicate, round=choice.round,
                   scheme=choice.scheme, weights=weights, masks=masks,

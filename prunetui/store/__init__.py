@@ -4,6 +4,7 @@ Each concept has its own module; this package re-exports their public names so c
 write ``store.RunDir``, ``store.load_checkpoint``:
 
 - :mod:`prunetui.fileio`: atomic writes, SHA-256 sidecars, verification (no prunetui imports);
+- :mod:`prunetui.store.rows`: the schemas of their rows (``MetricRow``, ``SparsityRecord``);
 - :mod:`prunetui.store.jsonl`: the append-only ``metrics.jsonl`` / ``sparsity.jsonl``;
 - :mod:`prunetui.store.status`: ``status.json``;
 - :mod:`prunetui.store.checkpoint`: checkpoint files and their typed schema;
@@ -54,12 +55,10 @@ from prunetui.store.datafacts import (
     write_facts,
 )
 from prunetui.store.jsonl import (
-    METRICS_KEYS,
-    SPARSITY_KEYS,
     JsonlLog,
     JsonlTail,
     LineProblem,
-    Required,
+    Schema,
     append_jsonl,
     jsonl_bytes,
     jsonl_line,
@@ -81,6 +80,7 @@ from prunetui.store.layout import (
     new_run,
     unique_name,
 )
+from prunetui.store.rows import MetricRow, SegmentKey, SparsityRecord, segment_key
 from prunetui.store.status import (
     FAILED,
     FINISHED,
@@ -93,14 +93,14 @@ from prunetui.store.status import (
 
 __all__ = [
     "CHECKPOINT_DIR", "CONFIG_FILE", "DAMAGED", "DATAFACTS_FILE", "FAILED", "FINISHED", "INTACT",
-    "INTERRUPTED", "METRICS_FILE", "METRICS_KEYS", "MISSING", "RUNNING", "SIDECAR",
-    "SPARSITY_FILE", "SPARSITY_KEYS", "STATUS_FILE", "UNVERIFIED", "CannotResume", "DamagedFile",
-    "DataFacts", "FactsProbe", "JsonlLog", "JsonlTail", "LineProblem", "Required", "RunDir",
-    "SegmentCheckpoint", "SegmentOutcome", "Status", "StoreError", "StoreOffsets", "append_jsonl",
+    "INTERRUPTED", "METRICS_FILE", "MISSING", "RUNNING", "SIDECAR", "SPARSITY_FILE", "STATUS_FILE",
+    "UNVERIFIED", "CannotResume", "DamagedFile", "DataFacts", "FactsProbe", "JsonlLog",
+    "JsonlTail", "LineProblem", "MetricRow", "RunDir", "Schema", "SegmentCheckpoint", "SegmentKey",
+    "SegmentOutcome", "SparsityRecord", "Status", "StoreError", "StoreOffsets", "append_jsonl",
     "atomic_write", "atomic_write_text", "check_run_name", "checkpoint_bytes", "create_run",
     "files_signature", "generated_name", "jsonl_bytes", "jsonl_line", "list_runs",
     "load_checkpoint", "load_segment", "move_aside", "new_run", "pid_alive", "prefix_digest",
     "read_facts", "read_jsonl", "read_jsonl_checked", "read_jsonl_from", "record_facts",
-    "recorded_digests", "remove_checked", "save_checkpoint", "sha256", "sidecar", "torn_tail",
-    "truncate", "unique_name", "verify", "write_checked", "write_facts",
+    "recorded_digests", "remove_checked", "save_checkpoint", "segment_key", "sha256", "sidecar",
+    "torn_tail", "truncate", "unique_name", "verify", "write_checked", "write_facts",
 ]

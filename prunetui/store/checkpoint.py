@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prunetui.fileio import DamagedFile, StoreError, verify, write_checked
+from prunetui.store.rows import MetricRow, SegmentKey, SparsityRecord
 
 State = dict[str, Any]  # parameter name -> tensor
 THETA0_KEY = "theta0"
@@ -73,13 +74,13 @@ class SegmentOutcome:
 
 @dataclass
 class SegmentCheckpoint:
-    segment: tuple[int, int, str]  # (replicate, round, scheme)
+    segment: SegmentKey
     weights: State
     masks: State  # bool tensors
     trainer: dict[str, Any]
     store: StoreOffsets
-    rows: list[dict[str, Any]] | None = None  # None: written before rows were kept
-    sparsity: dict[str, Any] | None = None
+    rows: list[MetricRow] | None = None  # None: written before rows were kept
+    sparsity: SparsityRecord | None = None
     config: str | None = None
     outcome: SegmentOutcome | None = None  # set in final checkpoints only
 

@@ -8,11 +8,10 @@ is not damage.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,30 +19,21 @@ from typing import Any
 import msgspec
 
 from prunetui.fileio import append_line
+from prunetui.store.rows import all_fit, row_problem
 
 
-def jsonl_line(record: dict[str, Any]) -> bytes:
+def jsonl_line(record: Mapping[str, Any]) -> bytes:
     """One record as the bytes of its line (the one encoding writers and digests share)."""
     return (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> int:
+def append_jsonl(path: Path, record: Mapping[str, Any]) -> int:
     """Append one record; returns the file size after the write (a resume offset)."""
     return append_line(path, jsonl_line(record))
 
 
-# Keys (and their JSON types) a row needs before readers can use it; a row without them is
-# reported as damaged, like a line that is not JSON.
-_NUMBER = (int, float)
-METRICS_KEYS: dict[str, type | tuple[type, ...]] = {
-    "replicate": int, "round": int, "scheme": str, "iteration": int, "remaining": _NUMBER,
-    "val_loss": _NUMBER, "val_acc": _NUMBER, "test_acc": _NUMBER,
-}
-SPARSITY_KEYS: dict[str, type | tuple[type, ...]] = {
-    "replicate": int, "round": int, "scheme": str, "remaining": _NUMBER, "layers": dict,
-    "counts": dict,
-}
-Required = dict[str, type | tuple[type, ...]]
+# A row schema: a TypedDict of prunetui.store.rows (a line that does not fit it is damaged).
+Schema = type
 # A reader's own test of a well-formed row: what is wrong with it, or None.
 RowCheck = Callable[[dict[str, Any]], str | None]
 
@@ -61,22 +51,7 @@ class LineProblem:
 
 
 
-def _row_problem(record: Any, required: Required | None) -> str | None:
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    if required:
-        for key, kind in required.items():
-            value = record.get(key)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                return f"{key!r} missing" if value is None else f"{key!r} is not a {_kind(kind)}"
-    return None
-
-
-def _kind(kind: type | tuple[type, ...]) -> str:
-    return "number" if kind == _NUMBER else getattr(kind, "__name__", str(kind))
-
-
-def parse_lines(path: Path, data: bytes, first_line: int, required: Required | None,
+def parse_lines(path: Path, data: bytes, first_line: int, schema: Schema | None,
                 check: RowCheck | None = None
                 ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
     """Records and damaged lines of ``data`` (complete lines only), numbered from first_line.
@@ -104,11 +79,11 @@ def parse_lines(path: Path, data: bytes, first_line: int, required: Required | N
                 continue
         records.append(record)
         numbers.append(number)
-    valid = _all_valid(records, required) if required else all(type(r) is dict for r in records)
+    valid = all_fit(records, schema) if schema else all(type(r) is dict for r in records)
     if not valid or check is not None:
         good = []
         for number, record in zip(numbers, records, strict=True):
-            reason = None if valid else _row_problem(record, required)
+            reason = None if valid else row_problem(record, schema)
             if reason is None and check is not None:
                 reason = check(record)
             if reason is None:
@@ -123,35 +98,20 @@ def parse_lines(path: Path, data: bytes, first_line: int, required: Required | N
 _DECODER = msgspec.json.Decoder()
 
 
-@functools.cache
-def _row_type(required: tuple[tuple[str, Any], ...]) -> Any:
-    fields = [(key, float if kind == _NUMBER else kind) for key, kind in required]
-    return list[msgspec.defstruct("Row", fields)]  # type: ignore[misc]
-
-
-def _all_valid(records: list[Any], required: Required) -> bool:
-    """One C-level pass over every row (the per-row check below runs only when this fails)."""
-    try:
-        msgspec.convert(records, _row_type(tuple(required.items())))
-    except msgspec.ValidationError:
-        return False
-    return True
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete records; a torn last line (killed mid-write) is ignored, so are bad lines."""
     records, _ = read_jsonl_from(path, 0)
     return records
 
 
-def read_jsonl_checked(path: Path, required: Required | None = None
+def read_jsonl_checked(path: Path, schema: Schema | None = None
                        ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
-    """Good records and the damaged lines (not JSON, or missing a ``required`` key).
+    """Good records and the damaged lines (not JSON, or not fitting ``schema``).
 
     A torn last line without its newline is not reported: that is a kill mid-write, and the
     next resume cuts it off.
     """
-    records, _, _, problems = read_lines_from(path, 0, 1, required)
+    records, _, _, problems = read_lines_from(path, 0, 1, schema)
     return records, problems
 
 
@@ -173,17 +133,17 @@ def read_jsonl_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]
     return records, end
 
 
-def read_lines_from(path: Path, offset: int, first_line: int, required: Required | None
+def read_lines_from(path: Path, offset: int, first_line: int, schema: Schema | None
                ) -> tuple[list[dict[str, Any]], int, int, list[LineProblem]]:
     """Records, new offset, number of complete lines read, and damaged lines from ``offset``."""
     try:
-        records, end, count, problems, _ = _read_lines(path, offset, first_line, required)
+        records, end, count, problems, _ = _read_lines(path, offset, first_line, schema)
     except OSError as err:
         return [], offset, 0, [_unreadable(path, first_line, err)]
     return records, end, count, problems
 
 
-def _read_lines(path: Path, offset: int, first_line: int, required: Required | None,
+def _read_lines(path: Path, offset: int, first_line: int, schema: Schema | None,
                 check: RowCheck | None = None, size: int | None = None
                 ) -> tuple[list[dict[str, Any]], int, int, list[LineProblem], bool]:
     """:func:`read_lines_from` of about ``size`` bytes (None: all; a cut line is read to its
@@ -201,7 +161,7 @@ def _read_lines(path: Path, offset: int, first_line: int, required: Required | N
     if end < 0:
         return [], offset, 0, [], False
     chunk = data[:end]
-    records, problems = parse_lines(path, chunk, first_line, required, check)
+    records, problems = parse_lines(path, chunk, first_line, schema, check)
     more = size is not None and len(data) >= size
     return records, offset + end + 1, chunk.count(b"\n") + 1, problems, more
 
@@ -224,7 +184,7 @@ class JsonlLog:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     self._hash.update(chunk)
 
-    def append(self, record: dict[str, Any]) -> int:
+    def append(self, record: Mapping[str, Any]) -> int:
         line = jsonl_line(record)
         self.offset = append_line(self.path, line)
         self._hash.update(line)
@@ -234,7 +194,7 @@ class JsonlLog:
         return self._hash.hexdigest()
 
 
-def jsonl_bytes(records: list[dict[str, Any]]) -> bytes:
+def jsonl_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     """The bytes :class:`JsonlLog` writes for ``records`` (to rebuild a damaged file)."""
     return b"".join(jsonl_line(r) for r in records)
 
@@ -248,10 +208,10 @@ class JsonlTail:
     read again from its start.
     """
 
-    def __init__(self, path: Path, required: Required | None = None,
+    def __init__(self, path: Path, schema: Schema | None = None,
                  check: RowCheck | None = None) -> None:
         self.path = path
-        self.required = required
+        self.schema = schema
         self.check = check
         self.offset = 0
         self.lines = 0  # complete lines read so far (line numbers of problems)
@@ -303,7 +263,7 @@ class JsonlTail:
         if self.cut_back():
             self.restart()
         records, self.offset, count, problems, more = _read_lines(
-            self.path, self.offset, self.lines + 1, self.required, self.check, size)
+            self.path, self.offset, self.lines + 1, self.schema, self.check, size)
         self.lines += count
         self.problems.extend(problems)
         return records, problems, more

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from prunetui.fileio import StoreError, atomic_write_text, disk_error
 from prunetui.store import datafacts, jsonl, status
-from prunetui.store.jsonl import METRICS_KEYS, SPARSITY_KEYS, LineProblem, Required
+from prunetui.store.jsonl import LineProblem, Schema
+from prunetui.store.rows import MetricRow, SparsityRecord
 
 if TYPE_CHECKING:
     from prunetui.config import Config
@@ -117,22 +118,21 @@ class RunDir:
         return status.read_status(self.status_path, self.exists())
 
     # --- records ---
-    def metrics(self) -> list[dict[str, Any]]:
+    def metrics(self) -> list[MetricRow]:
         return self.metrics_checked()[0]
 
-    def sparsity(self) -> list[dict[str, Any]]:
+    def sparsity(self) -> list[SparsityRecord]:
         return self.sparsity_checked()[0]
 
-    def metrics_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
+    def metrics_checked(self) -> tuple[list[MetricRow], list[LineProblem]]:
         """Usable metric rows and the damaged lines (see :func:`jsonl.read_jsonl_checked`)."""
-        return self._checked(self.metrics_path, METRICS_KEYS)
+        return self._checked(self.metrics_path, MetricRow)
 
-    def sparsity_checked(self) -> tuple[list[dict[str, Any]], list[LineProblem]]:
-        return self._checked(self.sparsity_path, SPARSITY_KEYS)
+    def sparsity_checked(self) -> tuple[list[SparsityRecord], list[LineProblem]]:
+        return self._checked(self.sparsity_path, SparsityRecord)
 
-    def _checked(self, path: Path, required: Required
-                 ) -> tuple[list[dict[str, Any]], list[LineProblem]]:
-        records, problems = jsonl.read_jsonl_checked(path, required)
+    def _checked(self, path: Path, schema: Schema) -> tuple[list[Any], list[LineProblem]]:
+        records, problems = jsonl.read_jsonl_checked(path, schema)
         # A torn last line is a kill mid-write while running; in a finished run it is damage.
         if jsonl.torn_tail(path) and self.read_status().state == status.FINISHED:
             line = jsonl.last_line_number(path)

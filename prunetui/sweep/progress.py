@@ -5,8 +5,6 @@ Read from the runs' stores only: the runs train in other processes, possibly on 
 
 from __future__ import annotations
 
-from typing import Any
-
 from prunetui import config, results, store
 from prunetui.segments import segment_count
 from prunetui.sweep.compare import comparison
@@ -63,7 +61,7 @@ class SweepRunProgress:
     def __init__(self, run: store.RunDir) -> None:
         self.run = run
         self.tail = store.JsonlTail(run.metrics_path)
-        self.last: dict[str, Any] | None = None
+        self.last: store.MetricRow | None = None
         self.done, self.active = 0, False
         try:
             self.total = segment_count(run.config())
@@ -81,5 +79,5 @@ class SweepRunProgress:
         r = self.last
         if r is None:
             return "starting"
-        label = results.segment_label(r["replicate"], r["round"], r["scheme"])
+        label = results.segment_label(*store.segment_key(r))
         return f"{label} it {r['iteration']}: test {100 * r['test_acc']:.2f}%"

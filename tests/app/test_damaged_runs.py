@@ -47,7 +47,8 @@ def metric_row(key: tuple[int, int, str], i: int, per_epoch: int = 10) -> dict:
 def sparsity_record(key: tuple[int, int, str]) -> dict:
     left = 0.8 ** key[1]
     return {"replicate": key[0], "round": key[1], "scheme": key[2], "remaining": left,
-            "layers": {name: left for name in LAYERS}, "counts": {name: 100 for name in LAYERS}}
+            "layers": {name: left for name in LAYERS},
+            "counts": {name: [round(100 * left), 100] for name in LAYERS}}
 
 
 def write_run(models: Path, name: str, replicates: int = 1, rounds: int = 2, per_segment: int = 6,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prunetui import store
 from prunetui.app.liverun import Live, ProgressRow, log_lines, progress_rows
 from prunetui.events import Checkpointed, RunStarted, SegmentFinished, SegmentStarted, TrainProgress
+from prunetui.store import SegmentOutcome
 
 Key = tuple[int, int, str]
 
@@ -71,7 +72,7 @@ def test_log_lines_say_what_each_event_means():
     assert log_lines(SegmentStarted(0, 1, "rewind", 0.8, iteration=0), 1) == []
     assert log_lines(SegmentStarted(0, 1, "rewind", 0.8, iteration=12), 1) == [
         "round 1 rewind continues at it 12"]
-    finished = SegmentFinished(1, 0, "dense", 1.0, 30, 0.9712, 0.97, skipped=True)
+    finished = SegmentFinished(1, 0, "dense", SegmentOutcome(1.0, 30, 0.9712, 0.97), skipped=True)
     assert log_lines(finished, 2) == [
         "rep 2 round 0 dense finished (done before, from its checkpoint): test 97.12% at it 30 "
         "(early stop), 100.0% left"]
