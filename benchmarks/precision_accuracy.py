@@ -184,7 +184,11 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         futures = {pool.submit(trial, protocol, p, s, out): (p, s) for p, s in jobs}
         for future, key in futures.items():
-            r = future.result()
+            try:
+                r = future.result()
+            except BaseException:  # a failed trial: stop now, not after every queued one
+                pool.shutdown(cancel_futures=True)
+                raise
             results[key] = r
             print(f"seed {r['seed']} {key[0]:>4} (used {r['precision']}): test "
                   f"{r['early']:5.1f}% at early stop (epoch {r['early_epoch']:.0f}), "

@@ -170,6 +170,28 @@ def test_ctrl_c_checkpoints_and_exits_130(mnist_root, tmp_path):
     assert run.resume_checkpoint().exists()
 
 
+def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_path):
+    """``prunetui run ... | head``: the pipe closes mid-run. The run used to die as "failed"
+    (Rich's SystemExit) in the middle of a segment; it must stop resumably instead."""
+    cfg = config.apply_overrides(config.Config(), tiny_overrides(
+        mnist_root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
+    run = new_run(cfg, tmp_path, "piped")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = cli("run", "--resume", str(run.path), "--plain")
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().startswith(time.strftime("%H")[:1])  # a first line, as head -1
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == 130, err
+    assert "Output closed" in err and "Traceback" not in err
+    assert f"prunetui run --resume {run.path}" in err
+    assert run.read_status().state == store.INTERRUPTED and run.resume_checkpoint().exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert run.read_status().state == store.FINISHED
+
+
 def test_mask_from_rewind_shares_the_rewind_masks(mnist_root, tmp_path):
     cfg = tiny_config(mnist_root, **{"prune.mask_from": "rewind", "prune.rounds": 1,
                                      "prune.schemes": ["keep", "rewind", "random-mask"]})

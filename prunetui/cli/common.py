@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from prunetui import store
 
 
-def console(stderr: bool = False, highlight: bool = True) -> Console:
+def console(stderr: bool = False, highlight: bool = True,
+            kind: type[Console] = Console) -> Console:
     # soft_wrap: paths and commands in messages stay on one line, ready to copy.
-    return Console(stderr=stderr, soft_wrap=True, highlight=highlight)
+    return kind(stderr=stderr, soft_wrap=True, highlight=highlight)
 
 
 def err_console() -> Console:

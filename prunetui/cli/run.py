@@ -182,12 +182,13 @@ class EstimatingView:
 
 def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
                        estimated: bool = True) -> int:
+    from prunetui.cli.lostoutput import RunConsole, StopWhenOutputLost
     from prunetui.cli.render import PlainRunView, RichRunView, results_table
     from prunetui.control import RunControl
     from prunetui.data import DataError
     from prunetui.experiment import AlreadyRunning, Experiment
 
-    out, err = console(), err_console()
+    out, err = console(kind=RunConsole), err_console()
     control = RunControl()
 
     def on_sigint(signum, frame):  # first Ctrl-C: checkpoint and stop; second: default
@@ -195,10 +196,13 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, on_sigint)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal hung up
+        signal.signal(stop_signal, on_sigint)
     view = PlainRunView(out) if plain else RichRunView(out)
     if estimated:
         view = EstimatingView(view, run_dir)
+    view = StopWhenOutputLost(view, out, err, control,
+                              f"prunetui run --resume {run_dir.path}")
     try:
         with view:
             state = Experiment(run_dir, view, control).execute()
