@@ -192,6 +192,32 @@ def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_
     assert run.read_status().state == store.FINISHED
 
 
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_hung_up_terminal_stops_the_run_resumably_unless_nohup(mnist_root, tmp_path, nohup):
+    """SIGHUP (the SSH link or terminal went away) checkpoints and stops like Ctrl-C; under
+    ``nohup`` (SIGHUP ignored) the run carries on to the end, as the user asked."""
+    cfg = config.apply_overrides(config.Config(), tiny_overrides(
+        mnist_root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
+    run = new_run(cfg, tmp_path, "hup")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def ignore_hangups() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_hangups if nohup else None)
+    wait_for_rows(run.metrics_path, 2, proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    if nohup:
+        assert proc.returncode == 0, err
+        assert run.read_status().state == store.FINISHED
+    else:
+        assert proc.returncode == 130, err
+        assert run.read_status().state == store.INTERRUPTED and run.resume_checkpoint().exists()
+
+
 def test_mask_from_rewind_shares_the_rewind_masks(mnist_root, tmp_path):
     cfg = tiny_config(mnist_root, **{"prune.mask_from": "rewind", "prune.rounds": 1,
                                      "prune.schemes": ["keep", "rewind", "random-mask"]})

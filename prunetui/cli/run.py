@@ -197,7 +197,8 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal hung up
-        signal.signal(stop_signal, on_sigint)
+        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup: logout must not stop it
+            signal.signal(stop_signal, on_sigint)
     view = PlainRunView(out) if plain else RichRunView(out)
     if estimated:
         view = EstimatingView(view, run_dir)
