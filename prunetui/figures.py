@@ -117,12 +117,16 @@ def _setting_runs(runs: Sequence[store.RunDir], label: str) -> FigureRun:
 
 def _sweep_runs(path: str | Path) -> list[FigureRun]:
     """A sweep folder as one figure run per setting, its seeds pooled."""
-    from prunetui.sweep import SweepDir
+    from prunetui.sweep import SweepDir, SweepError
 
     sweep = SweepDir(path)
+    try:
+        entries = sweep.entries()
+    except SweepError as err:
+        raise FigureError(str(err)) from None
     groups: dict[str, list[store.RunDir]] = defaultdict(list)
-    for entry in sweep.entries():
-        groups[entry.get("setting", "all")].append(store.RunDir(sweep.path / entry["name"]))
+    for entry in entries:
+        groups[entry.setting].append(store.RunDir(sweep.path / entry.name))
     return [_setting_runs(runs, setting) for setting, runs in groups.items()]
 
 

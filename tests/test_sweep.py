@@ -7,11 +7,13 @@ import os
 import signal
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
-from prunetui import config, executors, segments, store
+from prunetui import config, executors, figures, segments, store
 from prunetui import sweep as sweeps
 from prunetui.cli import main
 from prunetui.presets import PRESETS_DIR
@@ -127,6 +129,23 @@ def test_a_changed_sweep_does_not_reuse_runs_made_with_other_settings(tmp_path):
     spec = sweeps.load_spec(path)
     with pytest.raises(sweeps.SweepError, match="different config"):
         sweeps.prepare(spec, sweeps.expand(spec), tmp_path / "models")
+
+
+def test_a_damaged_run_entry_of_sweep_toml_is_named_by_report_and_figures(tmp_path, capsys):
+    path = write_sweep(tmp_path, "[grid]\ntrain.seed = [0, 1]\n")
+    spec = sweeps.load_spec(path)
+    sweep = sweeps.prepare(spec, sweeps.expand(spec), tmp_path / "models")
+    assert [(e.name, e.setting) for e in sweep.entries()] == [("seed-0", "all"), ("seed-1", "all")]
+    record = tomllib.loads(sweep.record_path.read_text())
+    del record["runs"][1]["name"]
+    sweep.record_path.write_text(tomli_w.dumps(record))
+    with pytest.raises(sweeps.SweepError, match=r"sweep.toml is damaged.*`name`"):
+        sweep.entries()
+    capsys.readouterr()
+    assert main(["report", str(sweep.path)]) == 2
+    assert "is damaged: a run entry does not fit" in capsys.readouterr().err
+    with pytest.raises(figures.FigureError, match="is damaged: a run entry does not fit"):
+        figures.sources_from_paths([sweep.path])  # report RUN --compare SWEEP --figure F
 
 
 # --------------------------------------------------------------------------------- reading

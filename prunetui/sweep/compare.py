@@ -38,7 +38,7 @@ def comparison(sweep: SweepDir) -> list[ComparisonRow]:
     groups: dict[tuple[str, str, int], list[results.SegmentResult]] = defaultdict(list)
     schemes_of: dict[str, list[str]] = defaultdict(list)
     for entry in sweep.entries():
-        run, setting = store.RunDir(sweep.path / entry["name"]), entry.get("setting", "all")
+        run, setting = store.RunDir(sweep.path / entry.name), entry.setting
         try:
             run_schemes = list(run.config().prune.schemes)
         except config.ConfigError:

@@ -7,17 +7,29 @@ run directories, so resume, reports and the app work on them unchanged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import tomli_w
 
 from prunetui import config, store
 from prunetui.sweep.spec import SweepError, SweepRun, SweepSpec, cell_text
 
 RECORD_FILE = "sweep.toml"
+
+
+@dataclass(frozen=True)
+class SweepEntry:
+    """One run of a sweep as ``sweep.toml`` records it."""
+
+    name: str  # its run directory, inside the sweep folder
+    setting: str = "all"  # the label its seeds share (figures and comparisons pool them)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def is_sweep(path: str | Path) -> bool:
@@ -50,11 +62,15 @@ class SweepDir:
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise SweepError(f"{self.record_path} cannot be read ({err}).") from None
 
-    def entries(self) -> list[dict[str, Any]]:
-        return list(self.record().get("runs", []))
+    def entries(self) -> list[SweepEntry]:
+        try:
+            return msgspec.convert(self.record().get("runs", []), list[SweepEntry])
+        except msgspec.ValidationError as err:
+            damaged = f"{self.record_path} is damaged: a run entry does not fit ({err})."
+            raise SweepError(damaged) from None
 
     def runs(self) -> list[store.RunDir]:
-        return [store.RunDir(self.path / e["name"]) for e in self.entries()]
+        return [store.RunDir(self.path / e.name) for e in self.entries()]
 
 
 def prepare(spec: SweepSpec, runs: list[SweepRun], out_dir: str | Path) -> SweepDir:
@@ -84,7 +100,7 @@ def prepare(spec: SweepSpec, runs: list[SweepRun], out_dir: str | Path) -> Sweep
         "name": spec.name, "source": str(spec.source.resolve()), "base": str(spec.base.resolve()),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "set": spec.settings, "grid": spec.grid,
-        "runs": [{"name": r.name, "setting": r.setting, "overrides": r.overrides} for r in runs],
+        "runs": [dataclasses.asdict(SweepEntry(r.name, r.setting, r.overrides)) for r in runs],
     }
     store.atomic_write_text(sweep.record_path, tomli_w.dumps(record))
     return sweep
