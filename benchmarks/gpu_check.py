@@ -75,7 +75,9 @@ def comparable(run: Path) -> list[dict]:
 
 
 def run_device(run: Path) -> str:
-    return json.loads((run / "runtime.json").read_text()).get("device", "?")
+    from prunetui.store import RunDir
+
+    return RunDir(run).runtime().get("device", "?")
 
 
 def precisions() -> list[str]:

@@ -105,7 +105,7 @@ def trial(protocol: Protocol, precision: str, seed: int, out: Path) -> dict:
             execute([sys.executable, "-m", "prunetui", "run", "--resume", str(run_dir.path),
                      "--plain", "--no-estimate"])
     rows = run_dir.metrics()
-    used = json.loads((run_dir.path / "runtime.json").read_text())["precision"]
+    used = run_dir.runtime().get("precision", "?")
     early = segment_result(rows)
     return {"precision": used, "seed": seed, "early": 100 * early.test_acc,
             "last": 100 * rows[-1]["test_acc"], "early_epoch": early.early_stop_iteration

@@ -63,7 +63,9 @@ def trial(root: str, precision: str, epochs: int, per_epoch: int, threads: int,
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     first_line = next((ln for ln in done.stdout.splitlines() if "precision" in ln), "")
     rows = [json.loads(ln) for ln in (out / name / "metrics.jsonl").read_text().splitlines()]
-    used = json.loads((out / name / "runtime.json").read_text())["precision"]
+    from prunetui.store import RunDir
+
+    used = RunDir(out / name).runtime().get("precision", "?")
     per = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / max(1, len(rows) - 1)
     return {"precision": used, "s_per_epoch": per, "test_acc": rows[-1]["test_acc"],
             "wall_s": wall, "first_line": first_line.strip()}

@@ -21,7 +21,6 @@ before (or without) loading it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -32,7 +31,6 @@ from typing import Any
 # libgomp spins this many times before it sleeps (its default is 300,000; PASSIVE is 0).
 SPIN_COUNT = "10000"
 WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-RUNTIME_FILE = "runtime.json"
 SAMPLE_SECONDS = 0.1  # 10 ticks per core at USER_HZ 100: enough for a 60% threshold
 # Another process counts as holding a core once it keeps it busy 60% of the time.
 BUSY_CORE_THRESHOLD = 0.6
@@ -177,48 +175,36 @@ def apply(choice: ThreadChoice) -> None:
 # ---------------------------------------------------------------------------- the record
 
 
-def read_record(run_path: Path) -> dict[str, Any]:
-    """The run directory's runtime.json ({} when missing or unreadable)."""
-    try:
-        record = json.loads((run_path / RUNTIME_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def read_recorded(run_path: Path) -> int | None:
     """The thread count a run directory recorded on its first start, or None."""
-    threads = read_record(run_path).get("threads")
+    from prunetui.store.runtime import read_runtime  # not on import prunetui: the store is heavier
+
+    threads = read_runtime(run_path).get("threads")
     return threads if isinstance(threads, int) and threads > 0 else None
 
 
 def read_recorded_precision(run_path: Path) -> str | None:
     """The training precision a run directory recorded on its first start, or None (a run
     from before precisions were recorded trained in fp32, its config's only choice then)."""
-    precision = read_record(run_path).get("precision")
+    from prunetui.store.runtime import read_runtime
+
+    precision = read_runtime(run_path).get("precision")
     return precision if isinstance(precision, str) else None
-
-
-def runtime_record(choice: ThreadChoice, device: str) -> dict[str, Any]:
-    import torch
-
-    return {**asdict(choice), "openmp_env": wait_env(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "device": device}
-
-
-def write_record(run_path: Path, record: Mapping[str, Any]) -> None:
-    from prunetui.fileio import atomic_write_text
-
-    atomic_write_text(run_path / RUNTIME_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def start_run(run_path: Path, requested: int, device: str,
               extra: Mapping[str, Any] | None = None) -> ThreadChoice:
     """Choose and apply the threads of a run starting or resuming in ``run_path``; record them
-    (with ``extra``: the training precision)."""
+    in its runtime.json (with ``extra``: the training precision)."""
+    import torch
+
+    from prunetui.store.runtime import RuntimeRecord, write_runtime
+
     choice = choose(requested, read_recorded(run_path))
     apply(choice)
-    write_record(run_path, {**runtime_record(choice, device), **(extra or {})})
+    write_runtime(run_path, RuntimeRecord(  # type: ignore[typeddict-item]
+        **asdict(choice), openmp_env=wait_env(), torch=torch.__version__,
+        torch_threads=torch.get_num_threads(), device=device, **(extra or {})))
     return choice
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from prunetui import config, precision, store, threads
+from prunetui import config, precision, store
 from prunetui.cli.render import PlainRunView
 from prunetui.control import RunControl
 from prunetui.events import Evaluated, Log, RunStarted
@@ -36,7 +36,7 @@ def comparable(run: store.RunDir) -> list[dict]:
 
 
 def recorded(run: store.RunDir) -> dict:
-    return json.loads((run.path / threads.RUNTIME_FILE).read_text())
+    return json.loads((run.path / store.RUNTIME_FILE).read_text())
 
 
 class Seen:

@@ -111,11 +111,11 @@ def test_wait_policy_is_a_moderate_spin_unless_the_user_chose():
 
 def test_read_recorded_ignores_missing_or_bad_files(tmp_path):
     assert threads.read_recorded(tmp_path) is None
-    (tmp_path / threads.RUNTIME_FILE).write_text("{not json")
+    (tmp_path / store.RUNTIME_FILE).write_text("{not json")
     assert threads.read_recorded(tmp_path) is None
-    (tmp_path / threads.RUNTIME_FILE).write_text(json.dumps({"threads": 0}))
+    (tmp_path / store.RUNTIME_FILE).write_text(json.dumps({"threads": 0}))
     assert threads.read_recorded(tmp_path) is None
-    (tmp_path / threads.RUNTIME_FILE).write_text(json.dumps({"threads": 3}))
+    (tmp_path / store.RUNTIME_FILE).write_text(json.dumps({"threads": 3}))
     assert threads.read_recorded(tmp_path) == 3
 
 
@@ -158,7 +158,7 @@ def test_auto_run_records_its_threads_and_a_resume_reuses_them(
 
     torch.set_num_threads(1)
     assert Experiment(run, stop_in_round_one, control).execute() == store.INTERRUPTED
-    record = json.loads((run.path / threads.RUNTIME_FILE).read_text())
+    record = json.loads((run.path / store.RUNTIME_FILE).read_text())
     assert (record["threads"], record["source"], record["busy_other_cores"]) == (2, "auto", 0.0)
     assert record["torch"] == torch.__version__ and record["device"] == "cpu"
     assert record["openmp_env"]["OMP_NUM_THREADS"] is None

@@ -7,6 +7,7 @@ write ``store.RunDir``, ``store.load_checkpoint``:
 - :mod:`prunetui.store.rows`: the schemas of their rows (``MetricRow``, ``SparsityRecord``);
 - :mod:`prunetui.store.jsonl`: the append-only ``metrics.jsonl`` / ``sparsity.jsonl``;
 - :mod:`prunetui.store.status`: ``status.json``;
+- :mod:`prunetui.store.runtime`: ``runtime.json`` (threads, device, precision a run used);
 - :mod:`prunetui.store.checkpoint`: checkpoint files and their typed schema;
 - :mod:`prunetui.store.datafacts`: ``datafacts.json``, the run's data as training saw them;
 - :mod:`prunetui.store.layout`: the run directory and where each file lives.
@@ -81,6 +82,7 @@ from prunetui.store.layout import (
     unique_name,
 )
 from prunetui.store.rows import MetricRow, SegmentKey, SparsityRecord, segment_key
+from prunetui.store.runtime import RUNTIME_FILE, RuntimeRecord
 from prunetui.store.status import (
     FAILED,
     FINISHED,
@@ -93,14 +95,15 @@ from prunetui.store.status import (
 
 __all__ = [
     "CHECKPOINT_DIR", "CONFIG_FILE", "DAMAGED", "DATAFACTS_FILE", "FAILED", "FINISHED", "INTACT",
-    "INTERRUPTED", "METRICS_FILE", "MISSING", "RUNNING", "SIDECAR", "SPARSITY_FILE", "STATUS_FILE",
-    "UNVERIFIED", "CannotResume", "DamagedFile", "DataFacts", "FactsProbe", "JsonlLog",
-    "JsonlTail", "LineProblem", "MetricRow", "RunDir", "Schema", "SegmentCheckpoint", "SegmentKey",
-    "SegmentOutcome", "SparsityRecord", "Status", "StoreError", "StoreOffsets", "append_jsonl",
-    "atomic_write", "atomic_write_text", "check_run_name", "checkpoint_bytes", "create_run",
-    "files_signature", "generated_name", "jsonl_bytes", "jsonl_line", "list_runs",
-    "load_checkpoint", "load_segment", "move_aside", "new_run", "pid_alive", "prefix_digest",
-    "read_facts", "read_jsonl", "read_jsonl_checked", "read_jsonl_from", "record_facts",
-    "recorded_digests", "remove_checked", "save_checkpoint", "segment_key", "sha256", "sidecar",
-    "torn_tail", "truncate", "unique_name", "verify", "write_checked", "write_facts",
+    "INTERRUPTED", "METRICS_FILE", "MISSING", "RUNNING", "RUNTIME_FILE", "SIDECAR",
+    "SPARSITY_FILE", "STATUS_FILE", "UNVERIFIED", "CannotResume", "DamagedFile", "DataFacts",
+    "FactsProbe", "JsonlLog", "JsonlTail", "LineProblem", "MetricRow", "RunDir", "RuntimeRecord",
+    "Schema", "SegmentCheckpoint", "SegmentKey", "SegmentOutcome", "SparsityRecord", "Status",
+    "StoreError", "StoreOffsets", "append_jsonl", "atomic_write", "atomic_write_text",
+    "check_run_name", "checkpoint_bytes", "create_run", "files_signature", "generated_name",
+    "jsonl_bytes", "jsonl_line", "list_runs", "load_checkpoint", "load_segment", "move_aside",
+    "new_run", "pid_alive", "prefix_digest", "read_facts", "read_jsonl", "read_jsonl_checked",
+    "read_jsonl_from", "record_facts", "recorded_digests", "remove_checked", "save_checkpoint",
+    "segment_key", "sha256", "sidecar", "torn_tail", "truncate", "unique_name", "verify",
+    "write_checked", "write_facts",
 ]

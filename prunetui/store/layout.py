@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prunetui.fileio import StoreError, atomic_write_text, disk_error
-from prunetui.store import datafacts, jsonl, status
+from prunetui.store import datafacts, jsonl, runtime, status
 from prunetui.store.jsonl import LineProblem, Schema
 from prunetui.store.rows import MetricRow, SparsityRecord
 
@@ -67,6 +67,7 @@ class RunDir:
     sparsity_path = property(lambda self: self.path / SPARSITY_FILE)
     checkpoints = property(lambda self: self.path / CHECKPOINT_DIR)
     datafacts_path = property(lambda self: datafacts.facts_path(self.path))
+    runtime_path = property(lambda self: self.path / runtime.RUNTIME_FILE)
 
     def exists(self) -> bool:
         try:
@@ -138,6 +139,10 @@ class RunDir:
             line = jsonl.last_line_number(path)
             problems.append(LineProblem(path, line, "cut off (the run had finished)"))
         return records, problems
+
+    def runtime(self) -> runtime.RuntimeRecord:
+        """How the run trained: threads, device, precision ({} before its first start)."""
+        return runtime.read_runtime(self.path)
 
     def config_text(self) -> str:
         return self.config_path.read_text(encoding="utf-8")
