@@ -67,7 +67,9 @@ class TensorBoardLog:
     def evaluation(self, row: MetricRow) -> None:
         writer = self._writer(row["replicate"], row["scheme"])
         for key in METRIC_KEYS:
-            writer.add_scalar(f"round_{row['round']:02d}/{key}", row[key], row["iteration"])
+            if key in row:  # train_loss may be absent (MetricRow: optional)
+                writer.add_scalar(f"round_{row['round']:02d}/{key}", row[key],
+                                  row["iteration"])
 
     def sparsity(self, replicate: int, round_: int, scheme: str,
                  layers: dict[str, float]) -> None:

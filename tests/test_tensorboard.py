@@ -81,6 +81,25 @@ def test_export_logs_of_the_finished_run_matches_the_live_log(logged_run, capsys
     assert logged(tmp / "exported" / run.name) == exported
 
 
+def test_export_logs_of_rows_without_their_optional_keys(logged_run, tmp_path, capsys):
+    """MetricRow's optional keys (train_loss, epoch, elapsed_s) may be absent, as in rows
+    written by hand or by an older prunetui: the export logs what the rows have."""
+    run, _ = logged_run
+    copy = store.RunDir(tmp_path / "models" / "older")
+    copy.path.mkdir(parents=True)
+    for path in (run.config_path, run.sparsity_path):
+        (copy.path / path.name).write_bytes(path.read_bytes())
+    copy.write_status(store.FINISHED)
+    rows = [{k: v for k, v in r.items() if k not in ("train_loss", "epoch", "elapsed_s")}
+            for r in run.metrics()]
+    copy.metrics_path.write_text("".join(store.jsonl_line(r).decode() for r in rows))
+    assert main(["export-logs", str(copy.path), str(tmp_path / "tb")]) == 0, \
+        capsys.readouterr().err
+    dense = scalars(tmp_path / "tb" / "older" / "dense")
+    assert len(dense["round_00/test_acc"]) == sum(r["round"] == 0 for r in rows)
+    assert not any(tag.endswith("/train_loss") for tag in dense)
+
+
 def test_cli_flag_sets_the_config_key(tmp_path, mnist_root):
     args = ["run", "quick", "--tensorboard", str(tmp_path / "tb"), "--out",
             str(tmp_path / "m"), "--name", "flag", "--plain"]
