@@ -90,7 +90,7 @@ def one(name: str, root: str, threads: int, out: Path, overrides: list[str]) -> 
     in_run_s = parse_duration(in_run.partition(" on ")[0]) or float("nan")
     run = store.RunDir(out / name)
     elapsed = run.metrics()[-1]["elapsed_s"]
-    runtime = json.loads((run.path / "runtime.json").read_text())
+    runtime = run.runtime()
     return {"preset": name, "estimate_s": round(found.seconds, 1),
             "estimate_text": found.describe(), "estimate_took_s": round(estimate_s, 2),
             "estimate_threads": found.threads, "per_step_ms": round(1e3 * found.per_step_s, 2),

@@ -19,7 +19,8 @@ pre-registered measurement in docs/performance.md: batch 32, 30 epochs, where th
 ends converged instead of swinging late); ``--split`` sets ``data.split``, which a prepared
 folder fixes in its split.json on first use, so another split needs its own prepared folder.
 Results go to docs/results/precision_accuracy.md with the default schedule and split, to
-precision_accuracy_<schedule>.md otherwise, so each protocol keeps its own file.
+precision_accuracy_<schedule>.md otherwise (its command line says the split), so the constant
+schedule's measurement keeps its file.
 Seeds 1..N run in both precisions, seed by seed; ``--jobs`` trials run at once (one per core).
 ``--out DIR`` keeps each trial's run there: a later call with the same DIR reads the trials
 that finished and resumes the ones that were interrupted (``prunetui run --resume``), so a

@@ -37,6 +37,7 @@ from prunetui.events import (
 )
 from prunetui.integrity import plan_resume, restore_config
 from prunetui.nets import build_model, check_model, layers_for
+from prunetui.results import segment_result
 from prunetui.runrecord import RunClock, RunRecord, config_text
 from prunetui.schedule import run_schedule, segment_rates
 from prunetui.segments import (
@@ -149,7 +150,7 @@ class Experiment:
         return plan_.done, plan_.resume
 
     def _final_path(self, seg: Segment) -> Path:
-        return self.run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
+        return self.run.segment_checkpoint(*seg.key)
 
     # ------------------------------------------------------------------ main loop
     def _execute(self) -> None:
@@ -205,7 +206,11 @@ class Experiment:
         ckpt = self.found.reader.take(self._final_path(seg)).checkpoint
         masks = {k: v.float() for k, v in ckpt.masks.items()}
         rep.record(seg.scheme, ckpt.weights, masks)
-        self.emit(SegmentFinished(*seg.key, ckpt.outcome, skipped=True))
+        outcome = ckpt.outcome
+        if outcome is None:  # a final checkpoint of an early prunetui: score its rows
+            outcome = segment_result([r for r in self.run.metrics()
+                                      if store.segment_key(r) == seg.key])
+        self.emit(SegmentFinished(*seg.key, outcome, skipped=True))
 
     # ------------------------------------------------------------------ one segment
     def _run_segment(self, seg: Segment, rep: ReplicateState, data: TensorData,

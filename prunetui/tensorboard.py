@@ -119,7 +119,7 @@ class TensorBoardSink:
         if isinstance(event, Evaluated):
             log.evaluation(event.record)
         elif isinstance(event, SegmentStarted) and event.iteration == 0:
-            log.sparsity(event.replicate, event.round, event.scheme, event.layers)
+            log.sparsity(*event.key, event.layers)
         elif isinstance(event, SegmentFinished) and not event.skipped:
             log.segment(event.key, event.outcome)
         elif isinstance(event, RunFinished):

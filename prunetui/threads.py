@@ -202,9 +202,10 @@ def start_run(run_path: Path, requested: int, device: str,
 
     choice = choose(requested, read_recorded(run_path))
     apply(choice)
-    write_runtime(run_path, RuntimeRecord(  # type: ignore[typeddict-item]
-        **asdict(choice), openmp_env=wait_env(), torch=torch.__version__,
-        torch_threads=torch.get_num_threads(), device=device, **(extra or {})))
+    record: RuntimeRecord = {  # type: ignore[typeddict-item]
+        **asdict(choice), "openmp_env": wait_env(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "device": device, **(extra or {})}
+    write_runtime(run_path, record)
     return choice
 
 

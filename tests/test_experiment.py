@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunetui import config, store
+from prunetui import config, results, store
 from prunetui.control import RunControl
 from prunetui.events import Evaluated, SegmentFinished
 from prunetui.experiment import Experiment
@@ -94,12 +94,19 @@ def test_stop_then_resume_ends_with_the_same_metrics(reference, mnist_root, tmp_
     assert Experiment(run, stop_in_round_one, control).execute() == store.INTERRUPTED
     assert run.read_status().state == store.INTERRUPTED
     assert run.resume_checkpoint().exists()
+    dense = run.segment_checkpoint(0, 0, "dense")  # finished before the stop: reloaded, not rerun
+    state = store.load_checkpoint(dense)
+    del state["result"]  # as an early prunetui wrote it: scored again from its rows
+    store.save_checkpoint(state, dense)
     finished = []
     resumed = Experiment(run, lambda e: finished.append(e)).execute()
     assert resumed == store.FINISHED
     assert comparable(run) == comparable(reference)
     skipped = [e for e in finished if isinstance(e, SegmentFinished) and e.skipped]
     assert [(e.round, e.scheme) for e in skipped] == [(0, "dense")]
+    scored = results.segment_results(reference.metrics())[0]
+    assert (skipped[0].outcome.test_acc, skipped[0].outcome.early_stop_iteration) == \
+        (scored.test_acc, scored.early_stop_iteration)
 
 
 def test_resuming_a_finished_run_does_nothing(reference):
@@ -170,22 +177,26 @@ def test_ctrl_c_checkpoints_and_exits_130(mnist_root, tmp_path):
     assert run.resume_checkpoint().exists()
 
 
-def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_path):
-    """``prunetui run ... | head``: the pipe closes mid-run. The run used to die as "failed"
-    (Rich's SystemExit) in the middle of a segment; it must stop resumably instead."""
+@pytest.mark.parametrize("stderr_too", [False, True])
+def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_path,
+                                                                stderr_too):
+    """``prunetui run ... | head`` (``2>&1 | head``: stderr too): the pipe closes mid-run. The
+    run used to die as "failed" (Rich's SystemExit) in the middle of a segment; it must stop
+    resumably instead."""
     cfg = config.apply_overrides(config.Config(), tiny_overrides(
         mnist_root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
     run = new_run(cfg, tmp_path, "piped")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = cli("run", "--resume", str(run.path), "--plain")
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().startswith(time.strftime("%H")[:1])  # a first line, as head -1
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE)
+    assert "starting" in proc.stdout.readline()  # the first line, as head -1 reads it
     proc.stdout.close()
-    err = proc.stderr.read()
+    err = "" if stderr_too else proc.stderr.read()
     assert proc.wait(60) == 130, err
-    assert "Output closed" in err and "Traceback" not in err
-    assert f"prunetui run --resume {run.path}" in err
+    if not stderr_too:
+        assert "Output closed" in err and "Traceback" not in err
+        assert f"prunetui run --resume {run.path}" in err
     assert run.read_status().state == store.INTERRUPTED and run.resume_checkpoint().exists()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -146,12 +146,14 @@ def test_rows_are_checked_against_their_schema_optional_keys_and_nested_values_i
     path = tmp_path / "metrics.jsonl"
     for row in (_metric_row(0), {**_metric_row(1), "epoch": "one"},
                 {**_metric_row(2), "replicate": True},
-                {**_metric_row(3), "epoch": 0.5, "train_loss": 1, "elapsed_s": 2.5}):
+                {**_metric_row(3), "epoch": 0.5, "train_loss": 1, "elapsed_s": 2.5},
+                {**_metric_row(4), "train_loss": None}):  # optional: absent, never null
         store.append_jsonl(path, row)
     records, problems = store.read_jsonl_checked(path, store.MetricRow)
     assert [r["iteration"] for r in records] == [0, 3]
     assert [str(p) for p in problems] == ["metrics.jsonl line 2: 'epoch' is not a number",
-                                          "metrics.jsonl line 3: 'replicate' is not an integer"]
+                                          "metrics.jsonl line 3: 'replicate' is not an integer",
+                                          "metrics.jsonl line 5: 'train_loss' is not a number"]
     sparsity = tmp_path / "sparsity.jsonl"
     record = {"replicate": 0, "round": 1, "scheme": "keep", "remaining": 0.8,
               "layers": {"fc1.weight": 0.8}, "counts": {"fc1.weight": [80, 100]}}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -28,7 +27,7 @@ class RunConsole(Console):
     def on_broken_pipe(self) -> None:
         self.quiet = True
         with contextlib.suppress(OSError, ValueError):  # Python's own flush at exit goes nowhere
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
         raise OutputLost("the pipe it wrote to was closed")
 
 
@@ -60,7 +59,7 @@ class StopWhenOutputLost:
                 return
             self.lost, self.out.quiet = True, True
             self.control.request_stop()
-            with contextlib.suppress(Exception):  # stderr may be gone too
+            with contextlib.suppress(Exception):  # stderr may be gone too (2>&1): OutputLost
                 self.err.print(f"Output closed ({err.strerror or err}): checkpointing and "
                                f"stopping. Resume with: {self.resume_command}", highlight=False,
                                soft_wrap=True)

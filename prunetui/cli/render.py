@@ -135,7 +135,7 @@ class PlainRunView(EventView):
             if event.cpu:
                 self._line(event.cpu)
         elif isinstance(event, SegmentStarted):
-            label = segment_label(event.replicate, event.round, event.scheme, self.replicates)
+            label = segment_label(*event.key, self.replicates)
             self._line(f"{label}: {100 * event.remaining:.2f}% of weights left, from iteration "
                        f"{event.iteration}")
         elif isinstance(event, Evaluated):

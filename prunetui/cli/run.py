@@ -188,16 +188,18 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
     from prunetui.data import DataError
     from prunetui.experiment import AlreadyRunning, Experiment
 
-    out, err = console(kind=RunConsole), err_console()
+    out, err = console(kind=RunConsole), console(stderr=True, kind=RunConsole)
     control = RunControl()
 
     def on_sigint(signum, frame):  # first Ctrl-C: checkpoint and stop; second: default
         control.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
+                                                       signal.SIGHUP)}
+    signal.signal(signal.SIGINT, on_sigint)
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal hung up
-        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup: logout must not stop it
+        if previous[stop_signal] is not signal.SIG_IGN:  # nohup: logout must not stop it
             signal.signal(stop_signal, on_sigint)
     view = PlainRunView(out) if plain else RichRunView(out)
     if estimated:
@@ -218,7 +220,8 @@ def _run_in_foreground(run_dir: store.RunDir, plain: bool, created: bool,
     except (store.StoreError, RuntimeError) as e:
         return error(err, f"{e} Resume with: prunetui run --resume {run_dir.path}", EXIT_RUNTIME)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if state == store.INTERRUPTED:
         out.print(f"Checkpointed. Resume with: prunetui run --resume {run_dir.path}")
         return EXIT_INTERRUPTED

@@ -62,6 +62,10 @@ class Choice:
     scheme: str
     reason: str
 
+    @property
+    def key(self) -> store.SegmentKey:
+        return (self.replicate, self.round, self.scheme)
+
 
 def run_config(run: store.RunDir) -> config.Config:
     """The run's config; an unreadable one is an ExportError."""
@@ -123,7 +127,7 @@ def load_source(run: store.RunDir, choice: Choice, *, cfg: config.Config | None 
     ``metrics``: the run's config and metric rows, when the caller has read them)."""
     if cfg is None:
         cfg = run_config(run)
-    path = run.segment_checkpoint(choice.replicate, choice.round, choice.scheme)
+    path = run.segment_checkpoint(*choice.key)
     try:
         ckpt = store.load_segment(path)
         masks = {k: v.bool() for k, v in ckpt.masks.items()}
@@ -136,9 +140,8 @@ def load_source(run: store.RunDir, choice: Choice, *, cfg: config.Config | None 
     if outcome is None:
         raise ExportError(f"Cannot export from {path}: it holds no result (not the checkpoint "
                           "of a finished round).")
-    segment = (choice.replicate, choice.round, choice.scheme)
     rows = run.metrics() if metrics is None else metrics
-    last = max((r for r in rows if store.segment_key(r) == segment),
+    last = max((r for r in rows if store.segment_key(r) == choice.key),
                key=lambda r: r["iteration"], default=None)
     return Source(run=run, cfg=cfg, replicate=choice.replicate, round=choice.round,
                   scheme=choice.scheme, weights=weights, masks=masks,

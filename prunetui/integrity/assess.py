@@ -35,7 +35,7 @@ from prunetui.store.layout import RunDir
 def label(seg: Segment, segments: Sequence[Segment] = ()) -> str:
     """``round 3 keep``; ``rep 2 round 3 keep`` when ``segments`` has several replicates."""
     replicates = 1 + max((s.replicate for s in segments), default=0)
-    return segment_label(seg.replicate, seg.round, seg.scheme, replicates)
+    return segment_label(*seg.key, replicates)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Assessment:
         return self.reader.segment(self.final_path(self.segments[index]))
 
     def final_path(self, seg: Segment) -> Path:
-        return self.run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
+        return self.run.segment_checkpoint(*seg.key)
 
     def started(self, replicate: int) -> bool:
         return any(s.replicate == replicate for s in self.segments[:self.done])
@@ -124,7 +124,7 @@ def assess(run: RunDir, segments: Sequence[Segment], rewind_ks: Sequence[int],
 
 
 def _final_path(run: RunDir, seg: Segment) -> Path:
-    return run.segment_checkpoint(seg.replicate, seg.round, seg.scheme)
+    return run.segment_checkpoint(*seg.key)
 
 
 def _first_bad(run: RunDir, segments: list[Segment], reader: CheckpointReader) -> int:

@@ -63,11 +63,11 @@ def row_problem(record: Any, schema: type | None) -> str | None:
         return None
     required = schema.__required_keys__
     for key, kind in _hints(schema).items():
-        value = record.get(key)
-        if value is None:
-            if key in required:
-                return f"{key!r} missing"
+        if key not in record and key not in required:
             continue
+        value = record.get(key)
+        if value is None and key in required:
+            return f"{key!r} missing"
         try:
             msgspec.convert(value, kind)
         except msgspec.ValidationError:
@@ -93,10 +93,10 @@ def _hints(schema: type) -> dict[str, Any]:
 @functools.cache
 def _fit_check(schema: type) -> Any:
     """``list[S]`` for a msgspec Struct with the TypedDict's fields (an optional key may be
-    absent or null, as in :func:`row_problem`): converting to it checks the same types 2.5x
+    absent, not null, as in :func:`row_problem`): converting to it checks the same types 2.5x
     faster than converting to the TypedDict itself, which copies every row."""
     required = schema.__required_keys__  # type: ignore[attr-defined]
-    fields = [(key, kind) if key in required else (key, kind | None, None)
+    fields = [(key, kind) if key in required else (key, kind, None)  # None: absent only
               for key, kind in _hints(schema).items()]
     return list[msgspec.defstruct(f"{schema.__name__}Check", fields, kw_only=True)]  # type: ignore[misc]
 
