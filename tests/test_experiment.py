@@ -212,12 +212,13 @@ def test_a_hung_up_terminal_stops_the_run_resumably_unless_nohup(mnist_root, tmp
     run = new_run(cfg, tmp_path, "hup")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
-    def ignore_hangups() -> None:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    def hangups() -> None:  # as nohup leaves them, or as a login shell does (the test itself
+        # may run under nohup, whose SIG_IGN every child inherits)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
 
     proc = subprocess.Popen(cli("run", "--resume", str(run.path), "--plain"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=ignore_hangups if nohup else None)
+                            preexec_fn=hangups)
     wait_for_rows(run.metrics_path, 2, proc)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=120)
