@@ -151,7 +151,7 @@ def report(results: dict[tuple[str, int], dict], seeds: list[int]) -> None:
               f"{verdict(diff.low, diff.high)}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="prepared faces folder")
     parser.add_argument("--seeds", type=int, default=8, help="seeds 1..N (default 8)")
@@ -169,6 +169,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 for an interval")
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
     per_epoch = iterations_per_epoch(args.root, args.batch_size, args.split)
     protocol = Protocol(args.root, args.epochs, args.batch_size, args.crop, args.schedule,
                         args.split, per_epoch)
@@ -197,17 +201,14 @@ def main() -> None:
     report(results, seeds)
 
 
-def variant(argv: list[str]) -> str:
+def variant(args: argparse.Namespace) -> str:
     """"" for the default protocol (precision_accuracy.md), else the schedule's name."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--schedule", default="constant")
-    parser.add_argument("--split", type=split_fractions, default=DEFAULT_SPLIT)
-    known, _ = parser.parse_known_args(argv)
-    if known.schedule == "constant" and known.split == DEFAULT_SPLIT:
+    if args.schedule == "constant" and args.split == DEFAULT_SPLIT:
         return ""
-    return known.schedule
+    return args.schedule
 
 
 if __name__ == "__main__":
-    with recorded("precision_accuracy", variant=variant(sys.argv[1:])):
-        main()
+    arguments = parse_args()
+    with recorded("precision_accuracy", variant=variant(arguments)):
+        main(arguments)
