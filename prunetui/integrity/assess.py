@@ -111,7 +111,7 @@ def assess(run: RunDir, segments: Sequence[Segment], rewind_ks: Sequence[int],
     segments = list(segments)
     reader = reader or CheckpointReader()
     first_bad = _first_bad(run, segments, reader)
-    later = sum(_final_path(run, s).exists() for s in segments[first_bad + 1:])
+    later = sum(run.segment_checkpoint(*s.key).exists() for s in segments[first_bad + 1:])
     found = Assessment(run, segments, reader, first_bad, first_bad, later)
     found.final_loss = _final_loss(found)
     found.rewind_loss = _rewind_loss(found, rewind_ks)
@@ -123,17 +123,13 @@ def assess(run: RunDir, segments: Sequence[Segment], rewind_ks: Sequence[int],
     return found
 
 
-def _final_path(run: RunDir, seg: Segment) -> Path:
-    return run.segment_checkpoint(*seg.key)
-
-
 def _first_bad(run: RunDir, segments: list[Segment], reader: CheckpointReader) -> int:
     """First segment without an intact final checkpoint. Loading drops the tensors of segments
     a later one supersedes (a resume needs only each scheme's newest)."""
     holders: dict[tuple[int, str], Path] = {}
     schemes = [s.scheme for s in segments if s.round > 0]
     for index, seg in enumerate(segments):
-        path = _final_path(run, seg)
+        path = run.segment_checkpoint(*seg.key)
         if not reader.segment(path).ok:
             return index
         for owner in round_owners(seg.scheme, dict.fromkeys(schemes)):
