@@ -177,16 +177,20 @@ def test_ctrl_c_checkpoints_and_exits_130(mnist_root, tmp_path):
     assert run.resume_checkpoint().exists()
 
 
+def two_segment_run(root: Path, tmp_path: Path, name: str) -> tuple[store.RunDir, dict]:
+    """A new run of two short segments, and the environment its CLI process needs."""
+    cfg = config.apply_overrides(config.Config(), tiny_overrides(
+        root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
+    return new_run(cfg, tmp_path, name), {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 @pytest.mark.parametrize("stderr_too", [False, True])
 def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_path,
                                                                 stderr_too):
     """``prunetui run ... | head`` (``2>&1 | head``: stderr too): the pipe closes mid-run. The
     run used to die as "failed" (Rich's SystemExit) in the middle of a segment; it must stop
     resumably instead."""
-    cfg = config.apply_overrides(config.Config(), tiny_overrides(
-        mnist_root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
-    run = new_run(cfg, tmp_path, "piped")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run, env = two_segment_run(mnist_root, tmp_path, "piped")
     command = cli("run", "--resume", str(run.path), "--plain")
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True,
                             stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE)
@@ -207,10 +211,7 @@ def test_a_closed_output_pipe_checkpoints_and_stops_like_ctrl_c(mnist_root, tmp_
 def test_a_hung_up_terminal_stops_the_run_resumably_unless_nohup(mnist_root, tmp_path, nohup):
     """SIGHUP (the SSH link or terminal went away) checkpoints and stops like Ctrl-C; under
     ``nohup`` (SIGHUP ignored) the run carries on to the end, as the user asked."""
-    cfg = config.apply_overrides(config.Config(), tiny_overrides(
-        mnist_root, **{"train.iterations": 100, "prune.rounds": 1, "prune.schemes": ["rewind"]}))
-    run = new_run(cfg, tmp_path, "hup")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run, env = two_segment_run(mnist_root, tmp_path, "hup")
 
     def hangups() -> None:  # as nohup leaves them, or as a login shell does (the test itself
         # may run under nohup, whose SIG_IGN every child inherits)
